@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoalnet/shoal/examples"
+	"github.com/shoalnet/shoal/node/client"
+	"github.com/shoalnet/shoal/testnet"
+)
+
+// benchReport is what `shoal bench` measures; --json prints it.
+type benchReport struct {
+	Nodes          int     `json:"nodes"`
+	DiscoveryMS    float64 `json:"discovery_ms"` // start → every node sees every other's capacity
+	Latency1P50MS  float64 `json:"latency_1_replica_p50_ms"`
+	Latency1P99MS  float64 `json:"latency_1_replica_p99_ms"`
+	Latency3P50MS  float64 `json:"latency_3_replicas_p50_ms"`
+	Latency3P99MS  float64 `json:"latency_3_replicas_p99_ms"`
+	JobsPerSecond  float64 `json:"jobs_per_second"`
+	TransferMBps   float64 `json:"transfer_mb_per_s"`
+	TransferFirstB float64 `json:"transfer_first_byte_ms"`
+	RSSMaxMB       float64 `json:"rss_max_mb"`
+	RSSAvgMB       float64 `json:"rss_avg_mb"`
+}
+
+func newBenchCmd(rf *rootFlags) *cobra.Command {
+	var (
+		n           int
+		dir         string
+		module      string
+		jobs        int
+		throughput  int
+		concurrency int
+		sizeMB      int
+		asJSON      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Start a local testnet and measure jobs, discovery, transfer and memory",
+		Long: `Start a local testnet of N nodes (or use the running one in --dir) and measure,
+end to end through the nodes' APIs: hello-world job latency (p50/p99, 1 and 3
+replicas, submitted from every node in turn), sustained jobs per second,
+discovery time (start until every node sees every other's capacity), payload
+transfer node0 → node1 (MB/s, first byte) and the daemons' resident memory.`,
+		Example: `  shoal bench
+  shoal bench -n 5 --jobs 500 --throughput 3000 --json
+  shoal bench --dir /tmp/tn     # a testnet started with: shoal testnet up --dir /tmp/tn --detach`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			b := &bencher{out: cmd.ErrOrStderr(), module: module, jobs: jobs, throughput: throughput,
+				concurrency: concurrency, size: sizeMB << 20}
+			if err := b.start(ctx, n, dir); err != nil {
+				return err
+			}
+			defer b.stop()
+			rep, err := b.run(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			printBench(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&n, "nodes", "n", 5, "testnet size when starting one")
+	f.StringVar(&dir, "dir", "", "use the running testnet in this dir instead of starting one")
+	f.StringVar(&module, "module", "", "hello-world module (default: build examples/hello from the source tree)")
+	f.IntVar(&jobs, "jobs", 200, "jobs per latency measurement")
+	f.IntVar(&throughput, "throughput", 1000, "jobs in the throughput measurement")
+	f.IntVar(&concurrency, "concurrency", 32, "jobs in flight in the throughput measurement")
+	f.IntVar(&sizeMB, "size", 64, "MiB moved in the transfer measurement")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+type bencher struct {
+	out                           io.Writer
+	module                        string
+	jobs, throughput, concurrency int
+	size                          int
+
+	tn      *testnet.Testnet // nil when measuring an existing testnet
+	clients []*client.Client
+	pids    []int
+	disc    time.Duration
+}
+
+func (b *bencher) logf(format string, args ...any) { fmt.Fprintf(b.out, format+"\n", args...) }
+
+// start starts a testnet of n nodes, or connects to the one in dir.
+func (b *bencher) start(ctx context.Context, n int, dir string) error {
+	if dir != "" {
+		m, err := testnet.ReadManifest(dir)
+		if err != nil {
+			return err
+		}
+		for _, mn := range m.Nodes {
+			c, err := client.New(mn.Repo)
+			if err != nil {
+				return fmt.Errorf("node %s of %s: %w (is the testnet up?)", mn.Name, dir, err)
+			}
+			b.clients = append(b.clients, c)
+			b.pids = append(b.pids, mn.PID)
+		}
+		return b.waitCapacity(ctx, time.Now())
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: find the shoal binary: %w", err)
+	}
+	tn, err := testnet.Setup(testnet.Options{N: n, Binary: bin, Network: "bench", LogLevel: "warn"})
+	if err != nil {
+		return err
+	}
+	b.tn = tn
+	b.logf("testnet dir: %s; starting %d nodes...", tn.Dir(), n)
+	start := time.Now()
+	if err := tn.Start(ctx); err != nil {
+		return err
+	}
+	for _, nd := range tn.Nodes() {
+		b.clients = append(b.clients, nd.Client())
+		b.pids = append(b.pids, nd.PID())
+	}
+	return b.waitCapacity(ctx, start)
+}
+
+func (b *bencher) stop() {
+	if b.tn != nil {
+		b.tn.Stop()
+		os.RemoveAll(b.tn.Dir())
+	}
+}
+
+// waitCapacity waits until every node's capacity view holds every node.
+func (b *bencher) waitCapacity(ctx context.Context, start time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok := true
+		for _, c := range b.clients {
+			view, err := c.Capacity(ctx)
+			if err != nil || len(view) < len(b.clients) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			b.disc = time.Since(start)
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("bench: the nodes did not all see each other's capacity: %w", ctx.Err())
+		}
+	}
+}
+
+func (b *bencher) run(ctx context.Context) (*benchReport, error) {
+	rep := &benchReport{Nodes: len(b.clients), DiscoveryMS: ms(b.disc)}
+	mod, err := b.moduleCIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("warming up (compiling the module on every node)...")
+	for i := 0; i < 4*len(b.clients); i++ {
+		if _, err := b.job(ctx, i, mod[i%len(mod)], 3); err != nil {
+			return nil, err
+		}
+	}
+	for _, replicas := range []int{1, 3} {
+		b.logf("latency, %d replica(s), %d jobs...", replicas, b.jobs)
+		lat := make([]time.Duration, 0, b.jobs)
+		for i := 0; i < b.jobs; i++ {
+			d, err := b.job(ctx, i, mod[i%len(mod)], replicas)
+			if err != nil {
+				return nil, err
+			}
+			lat = append(lat, d)
+		}
+		p50, p99 := percentiles(lat)
+		if replicas == 1 {
+			rep.Latency1P50MS, rep.Latency1P99MS = p50, p99
+		} else {
+			rep.Latency3P50MS, rep.Latency3P99MS = p50, p99
+		}
+	}
+	b.logf("throughput, %d jobs, %d in flight...", b.throughput, b.concurrency)
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < b.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.throughput || ctx.Err() != nil {
+					return
+				}
+				if _, err := b.job(ctx, i, mod[i%len(mod)], 1); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	rep.JobsPerSecond = float64(b.throughput) / time.Since(start).Seconds()
+	if len(b.clients) > 1 && b.size > 0 {
+		b.logf("transfer, %d MiB node0 → node1...", b.size>>20)
+		if rep.TransferMBps, rep.TransferFirstB, err = b.transfer(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var sum float64
+	for _, pid := range b.pids {
+		if pid == 0 {
+			continue
+		}
+		if mem, err := testnet.ProcessMemory(pid); err == nil {
+			mb := float64(mem.RSS) / (1 << 20)
+			sum += mb
+			rep.RSSMaxMB = max(rep.RSSMaxMB, mb)
+		}
+	}
+	rep.RSSAvgMB = sum / float64(len(b.pids))
+	return rep, nil
+}
+
+// moduleCIDs uploads the hello module to every node and returns its CID
+// per node (the same CID).
+func (b *bencher) moduleCIDs(ctx context.Context) ([]string, error) {
+	path := b.module
+	if path == "" {
+		dir, err := os.MkdirTemp("", "shoal-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		b.logf("building examples/hello...")
+		if path, err = examples.Build(ctx, dir, "hello", false); err != nil {
+			return nil, fmt.Errorf("bench: %w (pass --module hello.wasm)", err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: module: %w", err)
+	}
+	out := make([]string, len(b.clients))
+	for i, c := range b.clients {
+		if out[i], err = c.UploadJobPayload(ctx, bytes.NewReader(data), false); err != nil {
+			return nil, fmt.Errorf("bench: upload the module to node%d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// job submits a hello job on node i mod N and waits for its end.
+func (b *bencher) job(ctx context.Context, i int, module string, replicas int) (time.Duration, error) {
+	c := b.clients[i%len(b.clients)]
+	start := time.Now()
+	j, err := c.SubmitJob(ctx, client.JobRequest{Module: module, Args: []string{"bench"},
+		Replicas: replicas, Quorum: replicas/2 + 1, TimeoutMS: 10_000})
+	if err != nil {
+		return 0, fmt.Errorf("bench: submit on node%d: %w", i%len(b.clients), err)
+	}
+	for !j.Terminal() {
+		if j, err = c.WaitJob(ctx, j.Job, j.Version, 30*time.Second); err != nil {
+			return 0, fmt.Errorf("bench: job %s: %w", j.Job, err)
+		}
+	}
+	d := time.Since(start)
+	if j.State != "done" {
+		return 0, fmt.Errorf("bench: job %s ended %s: %s %s", j.Job, j.State, j.Failure, j.Reason)
+	}
+	return d, nil
+}
+
+// transfer adds random bytes on node0 and reads them from node1.
+func (b *bencher) transfer(ctx context.Context) (mbps, firstMS float64, err error) {
+	data := make([]byte, b.size)
+	rand.Read(data)
+	add, err := b.clients[0].Add(ctx, bytes.NewReader(data), "bench.bin")
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: add on node0: %w", err)
+	}
+	start := time.Now()
+	r, _, err := b.clients[1].Cat(ctx, add.CID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: cat on node1: %w", err)
+	}
+	defer r.Close()
+	var first time.Duration
+	buf := make([]byte, 256<<10)
+	total := 0
+	for {
+		k, err := r.Read(buf)
+		if k > 0 && first == 0 {
+			first = time.Since(start)
+		}
+		total += k
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("bench: read from node1: %w", err)
+		}
+	}
+	el := time.Since(start)
+	if total != len(data) {
+		return 0, 0, fmt.Errorf("bench: node1 returned %d bytes, want %d", total, len(data))
+	}
+	return float64(total) / (1 << 20) / el.Seconds(), ms(first), nil
+}
+
+func percentiles(d []time.Duration) (p50, p99 float64) {
+	slices.Sort(d)
+	at := func(q float64) float64 { return ms(d[min(len(d)-1, int(q*float64(len(d))))]) }
+	return at(0.50), at(0.99)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printBench(w io.Writer, r *benchReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "nodes\t%d\n", r.Nodes)
+	fmt.Fprintf(tw, "discovery (all capacity seen)\t%.0f ms\n", r.DiscoveryMS)
+	fmt.Fprintf(tw, "job latency, 1 replica\tp50 %.1f ms\tp99 %.1f ms\n", r.Latency1P50MS, r.Latency1P99MS)
+	fmt.Fprintf(tw, "job latency, 3 replicas\tp50 %.1f ms\tp99 %.1f ms\n", r.Latency3P50MS, r.Latency3P99MS)
+	fmt.Fprintf(tw, "throughput, 1 replica\t%.0f jobs/s\n", r.JobsPerSecond)
+	fmt.Fprintf(tw, "transfer node0 → node1\t%.0f MiB/s\tfirst byte %.1f ms\n", r.TransferMBps, r.TransferFirstB)
+	fmt.Fprintf(tw, "daemon RSS\tmax %.0f MiB\tavg %.0f MiB\n", r.RSSMaxMB, r.RSSAvgMB)
+	tw.Flush()
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newJobListCmd(rf *rootFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the jobs this node knows, newest first",
+		Example: "  shoal job list\n  shoal job list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := rf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := jobContext(cmd)
+			defer cancel()
+			list, err := c.Jobs(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, list)
+			}
+			if len(list) == 0 {
+				fmt.Fprintln(out, "no jobs")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tSTATE\tEXIT\tCREATED")
+			for _, j := range list {
+				exit := "-"
+				if j.ExitCode != nil {
+					exit = fmt.Sprint(*j.ExitCode)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, j.State, exit, j.Created)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

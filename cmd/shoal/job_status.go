@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoalnet/shoal/node/client"
+)
+
+func newJobStatusCmd(rf *rootFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status JOB",
+		Short:   "Show a job's state, result and what it waits on",
+		Example: "  shoal job status bafyrei...\n  shoal job status bafyrei... --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := jobContext(cmd)
+			defer cancel()
+			j, err := c.Job(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			printJobInfo(cmd, j)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJobInfo(cmd *cobra.Command, j client.JobInfo) {
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	row("job", j.Job)
+	row("state", j.State)
+	row("waiting on", j.Blocker)
+	row("computation", j.Computation)
+	row("module", j.Module)
+	row("args", strings.Join(j.Args, " "))
+	row("submitter", j.Submitter)
+	row("created", j.Created)
+	row("updated", j.Updated)
+	if j.ExitCode != nil {
+		row("exit code", fmt.Sprint(*j.ExitCode))
+	}
+	if j.Failure != "" {
+		row("failure", j.Failure+": "+j.Reason)
+	}
+	row("stdout", j.Stdout)
+	row("stderr", j.Stderr)
+	row("outputs", j.Outputs)
+	for _, r := range j.Results {
+		row("result", fmt.Sprintf("%s by %s (%.1f ms, %d bytes peak memory)", r.Result, r.Worker, r.WallMS, r.PeakMemory))
+	}
+	tw.Flush()
+}

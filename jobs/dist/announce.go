@@ -1,0 +1,217 @@
+package dist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/crypto"
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/proto"
+	"github.com/shoalnet/shoal/jobs/quorum"
+)
+
+// An Announced is a checked results announcement.
+type Announced struct {
+	Spec     *jobs.SignedSpec
+	Verdict  quorum.Verdict // recomputed from Results; equal in kind to the announced one
+	Reason   string         // as announced
+	Results  []*jobs.SignedResult
+	Finished time.Time
+}
+
+// SealAnnouncement returns the signed announcement of a finished job.
+// key must be the job's submitter's.
+func SealAnnouncement(key crypto.PrivKey, spec *jobs.SignedSpec, st Status) ([]byte, error) {
+	specBytes, err := spec.Encode()
+	if err != nil {
+		return nil, err
+	}
+	a := &proto.Announcement{Spec: specBytes, Verdict: string(st.Verdict), Reason: truncate(st.Reason),
+		Finished: time.UnixMilli(max(1, st.Updated.UnixMilli()))}
+	for i, r := range st.Results {
+		if i == proto.MaxAnnouncedResults {
+			break
+		}
+		a.Results = append(a.Results, r.Signed)
+	}
+	body, err := proto.MarshalAnnouncement(a)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType, body)
+}
+
+// OpenAnnouncement checks a signed announcement: the envelope's signature,
+// the body's encoding, that the signer is the job's submitter, every
+// result's signature and job, and that the announced verdict is the one the
+// results give.
+func OpenAnnouncement(data []byte) (*Announced, error) {
+	if len(data) > proto.MaxAnnouncementSize+1024 {
+		return nil, fmt.Errorf("dist: announcement of %d bytes is oversize", len(data))
+	}
+	op, err := crypto.Open(data, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType)
+	if err != nil {
+		return nil, fmt.Errorf("dist: announcement: %w", err)
+	}
+	a, err := proto.UnmarshalAnnouncement(op.Payload)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobs.DecodeSignedSpec(a.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("dist: announcement: %w", err)
+	}
+	if spec.Envelope.Submitter != op.Signer {
+		return nil, fmt.Errorf("dist: announcement of job %s signed by %s, not by its submitter %s", spec.ID, op.Signer, spec.Envelope.Submitter)
+	}
+	out := &Announced{Spec: spec, Reason: a.Reason, Finished: a.Finished}
+	var votes []quorum.Result
+	for i, b := range a.Results {
+		r, err := jobs.DecodeSignedResult(b)
+		if err != nil {
+			return nil, fmt.Errorf("dist: announcement of job %s: result %d: %w", spec.ID, i, err)
+		}
+		if r.Result.Job != spec.ID {
+			return nil, fmt.Errorf("dist: announcement of job %s: result %d is for job %s", spec.ID, i, r.Result.Job)
+		}
+		out.Results = append(out.Results, r)
+		if counts(r) {
+			votes = append(votes, quorum.ResultOf(r))
+		}
+	}
+	out.Verdict = quorum.Decide(votes, spec.Envelope.Quorum)
+	if string(out.Verdict.Kind) != a.Verdict {
+		return nil, fmt.Errorf("dist: announcement of job %s claims %s but its results give %s", spec.ID, a.Verdict, out.Verdict.Kind)
+	}
+	return out, nil
+}
+
+// Status returns the job status the announcement describes.
+func (a *Announced) Status() Status {
+	env := a.Spec.Envelope
+	st := Status{Job: a.Spec.ID, Verdict: a.Verdict.Kind, Reason: a.Reason, Submitter: env.Submitter,
+		Replicas: env.Replicas, Quorum: env.Quorum, Disagreeing: a.Verdict.Disagreeing,
+		Created: env.Created, Updated: a.Finished, Remote: true, State: jobs.StateFailed}
+	if a.Verdict.Kind == quorum.Verified {
+		st.State = jobs.StateDone
+	}
+	for _, r := range a.Results {
+		rs := resultStatus(r, counts(r))
+		rs.Agrees = a.Verdict.Kind == quorum.Verified && rs.Vote && !contains(a.Verdict.Disagreeing, rs.Worker)
+		st.Results = append(st.Results, rs)
+		st.Workers = append(st.Workers, ReplicaStatus{Replica: len(st.Workers), Worker: r.Result.Worker, State: jobs.StateDone})
+	}
+	return st
+}
+
+// A Gossip publishes this node's verdicts on the results topic and stores
+// the checked announcements of other nodes, so that Manager.Status answers
+// for jobs submitted anywhere. It implements Announcer.
+type Gossip struct {
+	key   crypto.PrivKey
+	ps    *pubsub.PubSub
+	name  string
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	st    *store
+	log   *slog.Logger
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ Announcer = (*Gossip)(nil)
+
+// NewGossip joins the results topic of network on ps. ds must be the same
+// datastore the node's Manager uses.
+func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datastore.Batching, logger *slog.Logger) (*Gossip, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gossip{key: key, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if err := ps.RegisterTopicValidator(g.name, g.validate); err != nil {
+		return nil, fmt.Errorf("dist: register validator for topic %s: %w", g.name, err)
+	}
+	var err error
+	if g.topic, err = ps.Join(g.name); err != nil {
+		ps.UnregisterTopicValidator(g.name)
+		return nil, fmt.Errorf("dist: join topic %s: %w", g.name, err)
+	}
+	if g.sub, err = g.topic.Subscribe(); err != nil {
+		g.topic.Close()
+		ps.UnregisterTopicValidator(g.name)
+		return nil, fmt.Errorf("dist: subscribe to topic %s: %w", g.name, err)
+	}
+	g.wg.Add(1)
+	go g.readLoop()
+	return g, nil
+}
+
+// Close leaves the topic.
+func (g *Gossip) Close() error {
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.sub.Cancel()
+		g.wg.Wait()
+		g.topic.Close()
+		g.ps.UnregisterTopicValidator(g.name)
+	})
+	return nil
+}
+
+// Announce publishes the verdict of a job this node submitted and stores it
+// as seen.
+func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status) error {
+	if st.Verdict == "" {
+		return errors.New("dist: announce: the job has no verdict")
+	}
+	b, err := SealAnnouncement(g.key, spec, st)
+	if err != nil {
+		return err
+	}
+	if err := g.topic.Publish(ctx, b); err != nil {
+		return fmt.Errorf("dist: publish verdict of job %s on %s: %w", spec.ID, g.name, err)
+	}
+	return nil
+}
+
+func (g *Gossip) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	a, err := OpenAnnouncement(msg.Data)
+	if err == nil && msg.GetFrom() != a.Spec.Envelope.Submitter {
+		err = fmt.Errorf("announcement of job %s published by %s, not by its submitter", a.Spec.ID, msg.GetFrom())
+	}
+	if err != nil {
+		g.log.Debug("rejected results announcement", "from", from, "author", msg.GetFrom(), "err", err)
+		return pubsub.ValidationReject
+	}
+	msg.ValidatorData = a
+	return pubsub.ValidationAccept
+}
+
+func (g *Gossip) readLoop() {
+	defer g.wg.Done()
+	for {
+		msg, err := g.sub.Next(g.ctx)
+		if err != nil {
+			return
+		}
+		a, ok := msg.ValidatorData.(*Announced)
+		if !ok {
+			continue
+		}
+		if err := g.st.putAnnounced(g.ctx, a.Spec.ID, msg.Data); err != nil {
+			g.log.Warn("could not store a results announcement", "job", a.Spec.ID, "err", err)
+		}
+	}
+}

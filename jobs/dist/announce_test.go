@@ -1,0 +1,230 @@
+package dist
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/shoalnet/shoal/crypto"
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/quorum"
+)
+
+// finishedStatus returns a spec of submitter key and a verified status
+// over results from the given worker keys (cheaters get a wrong stdout).
+func finishedStatus(t testing.TB, key crypto.PrivKey, workers []crypto.PrivKey, cheat map[int]bool, q int) (*jobs.SignedSpec, Status) {
+	t.Helper()
+	self, _ := crypto.PeerID(key)
+	env, err := jobs.NewEnvelope(self, jobs.Computation{Module: testCID("module")}, bytes.NewReader(make([]byte, 16)), time.UnixMilli(1_700_000_000_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Replicas, env.Quorum = len(workers), q
+	spec, err := jobs.SignSpec(key, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var votes []quorum.Result
+	st := Status{Job: spec.ID, Updated: time.UnixMilli(1_700_000_001_000)}
+	for i, wk := range workers {
+		r, err := fakeResult(wk, spec, jobs.FailureNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cheat[i] {
+			w := &Worker{cfg: WorkerConfig{Key: wk, Cheat: CheatWrongStdout}, self: r.Result.Worker}
+			if r, err = w.cheat(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		votes = append(votes, quorum.ResultOf(r))
+		st.Results = append(st.Results, resultStatus(r, true))
+	}
+	v := quorum.Decide(votes, q)
+	st.Verdict, st.Reason = v.Kind, v.Reason
+	return spec, st
+}
+
+func TestAnnouncementSealOpen(t *testing.T) {
+	key := testKey(t, 1)
+	workers := []crypto.PrivKey{testKey(t, 2), testKey(t, 3), testKey(t, 4)}
+	spec, st := finishedStatus(t, key, workers, map[int]bool{1: true}, 2)
+	b, err := SealAnnouncement(key, spec, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenAnnouncement(b)
+	if err != nil {
+		t.Fatalf("OpenAnnouncement(sealed) = %v", err)
+	}
+	got := a.Status()
+	if got.Verdict != quorum.Verified || len(got.Results) != 3 || len(got.Disagreeing) != 1 || !got.Remote {
+		t.Fatalf("Status() = %+v, want verified with 3 results and one disagreeing", got)
+	}
+	// Every single-byte change and every truncation is rejected.
+	for i := range b {
+		c := bytes.Clone(b)
+		c[i] ^= 0x01
+		if _, err := OpenAnnouncement(c); err == nil {
+			t.Errorf("OpenAnnouncement(byte %d flipped) succeeded", i)
+		}
+	}
+	for i := 0; i < len(b); i += 7 {
+		if _, err := OpenAnnouncement(b[:i]); err == nil {
+			t.Errorf("OpenAnnouncement(first %d bytes) succeeded", i)
+		}
+	}
+	// A verdict the results do not give is rejected.
+	lie := st
+	lie.Verdict = quorum.Mismatch
+	if b, err := SealAnnouncement(key, spec, lie); err != nil {
+		t.Fatal(err)
+	} else if _, err := OpenAnnouncement(b); err == nil {
+		t.Error("OpenAnnouncement(false verdict) succeeded")
+	}
+	// Two cheaters: claiming verified is rejected.
+	spec2, st2 := finishedStatus(t, key, workers, map[int]bool{1: true, 2: true}, 2)
+	st2.Verdict = quorum.Verified
+	if b, err := SealAnnouncement(key, spec2, st2); err != nil {
+		t.Fatal(err)
+	} else if _, err := OpenAnnouncement(b); err == nil {
+		t.Error("OpenAnnouncement(verified over a mismatch) succeeded")
+	}
+	// Signed by someone other than the submitter.
+	if b, err := SealAnnouncement(testKey(t, 9), spec, st); err != nil {
+		t.Fatal(err)
+	} else if _, err := OpenAnnouncement(b); err == nil {
+		t.Error("OpenAnnouncement(signed by a non-submitter) succeeded")
+	}
+}
+
+// TestAnnouncedStatusFromAnotherNode runs a job submitted on node 0 and
+// reads its outcome on node 2, which only heard the announcement.
+func TestAnnouncedStatusFromAnotherNode(t *testing.T) {
+	var gossips []*Gossip
+	var stores []datastore.Batching
+	c := newCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	for _, nd := range c.nodes {
+		ps, err := pubsub.NewGossipSub(ctx, nd.h, pubsub.WithMessageSignaturePolicy(pubsub.StrictSign), pubsub.WithFloodPublish(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds datastore.Batching = dssync.MutexWrap(datastore.NewMapDatastore())
+		if nd == c.nodes[0] {
+			ds = c.ds
+		}
+		g, err := NewGossip(ps, "testnet", nd.key, ds, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		gossips = append(gossips, g)
+		stores = append(stores, ds)
+	}
+	// Wait until node 0 sees both others on the topic.
+	waitFor(t, "topic peers", func() bool { return len(gossips[0].topic.ListPeers()) == 2 })
+	c.mgr.Close()
+	c.mcfg.Announcer = gossips[0]
+	c.startManager()
+	st := c.run(c.spec(2, 2))
+	if st.Verdict != quorum.Verified {
+		t.Fatalf("verdict %s (%s)", st.Verdict, st.Reason)
+	}
+	other, err := NewManager(ManagerConfig{Host: c.nodes[2].h, Key: c.nodes[2].key, Store: stores[2], View: &staticView{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var got Status
+	waitFor(t, "the announcement on node 2", func() bool {
+		got, err = other.Status(ctx, st.Job)
+		return err == nil
+	})
+	if !got.Remote || got.Verdict != quorum.Verified || len(got.Results) != 2 || got.Submitter != c.nodes[0].id {
+		t.Fatalf("node 2 sees %+v", got)
+	}
+	if _, err := other.Status(ctx, testCID("no such job")); !errors.Is(err, ErrUnknownJob) {
+		t.Errorf("Status(unknown) = %v, want ErrUnknownJob", err)
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	key := testKey(t, 1)
+	spec, st := finishedStatus(t, key, []crypto.PrivKey{testKey(t, 2), testKey(t, 3)}, nil, 2)
+	rec := &record{Version: recordVersion, Spec: spec, State: jobs.StateDone, Verdict: st.Verdict, Reason: st.Reason,
+		Attempts: 2, Created: time.UnixMilli(1), Updated: time.UnixMilli(2), Deadline: time.UnixMilli(3)}
+	for _, r := range st.Results {
+		sr, err := jobs.DecodeSignedResult(r.Signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Results = append(rec.Results, sr)
+	}
+	b, err := encodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatalf("decodeRecord(encodeRecord) = %v", err)
+	}
+	if got.Spec.ID != spec.ID || len(got.Results) != 2 || got.Verdict != quorum.Verified {
+		t.Fatalf("decodeRecord = %+v", got)
+	}
+	for _, bad := range []string{
+		`{}`, `{"version":2}`, string(b) + " {}",
+		`{"version":1,"spec":"","state":"done","attempts":0,"created":"2020-01-01T00:00:00Z","updated":"2020-01-01T00:00:00Z","deadline":"2020-01-01T00:00:00Z"}`,
+	} {
+		if _, err := decodeRecord([]byte(bad)); err == nil {
+			t.Errorf("decodeRecord(%.60q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzOpenAnnouncement(f *testing.F) {
+	key := testKey(f, 1)
+	spec, st := finishedStatus(f, key, []crypto.PrivKey{testKey(f, 2), testKey(f, 3), testKey(f, 4)}, map[int]bool{2: true}, 2)
+	b, err := SealAnnouncement(key, spec, st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := OpenAnnouncement(b)
+		if err != nil {
+			return
+		}
+		// Whatever opens is consistent: results for the job, verdict recomputable.
+		for _, r := range a.Results {
+			if r.Result.Job != a.Spec.ID {
+				t.Fatalf("opened an announcement with a result for job %s", r.Result.Job)
+			}
+		}
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	key := testKey(f, 1)
+	spec, _ := finishedStatus(f, key, []crypto.PrivKey{testKey(f, 2)}, nil, 1)
+	b, err := encodeRecord(&record{Version: recordVersion, Spec: spec, State: jobs.StateQueued})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		if _, err := encodeRecord(r); err != nil {
+			t.Fatalf("a decoded record does not encode: %v", err)
+		}
+	})
+}

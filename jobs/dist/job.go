@@ -1,0 +1,519 @@
+package dist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/proto"
+	"github.com/shoalnet/shoal/jobs/quorum"
+	"github.com/shoalnet/shoal/jobs/sched"
+)
+
+// A job is one submitted job in memory.
+type job struct {
+	id        cid.Cid
+	spec      *jobs.SignedSpec
+	specBytes []byte
+	cancel    context.CancelFunc // set by Manager.start
+	done      chan struct{}      // closed when the run loop ends
+
+	mu       sync.Mutex
+	rec      *record         // persisted part; guarded by mu
+	state    jobs.State      // guarded by mu
+	blocker  string          // guarded by mu
+	replicas []ReplicaStatus // guarded by mu
+	canceled bool            // guarded by mu
+	changed  chan struct{}   // closed and replaced on every change; guarded by mu
+}
+
+func newJob(rec *record) *job {
+	b, _ := rec.Spec.Encode()
+	j := &job{id: rec.Spec.ID, spec: rec.Spec, specBytes: b, rec: rec, state: rec.State,
+		done: make(chan struct{}), changed: make(chan struct{})}
+	j.replicas = make([]ReplicaStatus, rec.Spec.Envelope.Replicas)
+	for i := range j.replicas {
+		j.replicas[i] = ReplicaStatus{Replica: i, State: jobs.StateQueued}
+	}
+	if rec.State.Terminal() {
+		close(j.done)
+	}
+	return j
+}
+
+// notifyLocked wakes watchers; j.mu must be held.
+func (j *job) notifyLocked() {
+	j.rec.Updated = time.Now()
+	close(j.changed)
+	j.changed = make(chan struct{})
+}
+
+func (j *job) update(f func()) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f()
+	j.notifyLocked()
+}
+
+func (j *job) status() Status {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	env := j.spec.Envelope
+	st := Status{
+		Job: j.id, State: j.state, Verdict: j.rec.Verdict, Reason: j.rec.Reason, Blocker: j.blocker,
+		Submitter: env.Submitter, Replicas: env.Replicas, Quorum: env.Quorum, Attempts: j.rec.Attempts,
+		Workers: append([]ReplicaStatus(nil), j.replicas...), Disagreeing: append([]peer.ID(nil), j.rec.Disagreeing...),
+		Created: j.rec.Created, Updated: j.rec.Updated,
+	}
+	for _, r := range j.rec.Results {
+		rs := resultStatus(r, counts(r))
+		if j.rec.Verdict == quorum.Verified && rs.Vote && !contains(j.rec.Disagreeing, rs.Worker) {
+			rs.Agrees = true
+		}
+		st.Results = append(st.Results, rs)
+	}
+	return st
+}
+
+func contains(ids []peer.ID, p peer.ID) bool {
+	for _, id := range ids {
+		if id == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Replica slot states inside the run loop.
+type slotState int
+
+const (
+	slotIdle slotState = iota
+	slotOffered
+	slotRunning
+	slotCommitted
+	slotDone
+	slotFailed
+)
+
+type slot struct {
+	state  slotState
+	worker peer.ID
+	reveal chan struct{} // closed to ask the worker for its result
+	err    error
+}
+
+const (
+	minBackoff  = 50 * time.Millisecond
+	maxBackoff  = 2 * time.Second
+	busyBackoff = 250 * time.Millisecond
+)
+
+// run places, watches and decides job j until it ends, ctx is cancelled
+// (Cancel, or the Manager closing) or its deadline passes.
+func (m *Manager) run(ctx context.Context, j *job) {
+	defer func() {
+		select {
+		case <-j.done:
+		default:
+			close(j.done)
+		}
+	}()
+	env := j.spec.Envelope
+	n := env.Replicas
+	log := m.log.With("job", j.id)
+	slots := make([]*slot, n)
+	for i := range slots {
+		slots[i] = &slot{reveal: make(chan struct{})}
+	}
+	used := make(map[peer.ID]bool) // peers that ran or are running a replica
+	busyUntil := make(map[peer.ID]time.Time)
+	j.mu.Lock()
+	k := 0
+	for _, r := range j.rec.Results {
+		used[r.Result.Worker] = true
+		if counts(r) && k < n {
+			slots[k].state, slots[k].worker = slotDone, r.Result.Worker
+			j.replicas[k].Worker, j.replicas[k].State = r.Result.Worker, jobs.StateDone
+			k++
+		}
+	}
+	deadline := j.rec.Deadline
+	j.mu.Unlock()
+
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	events := make(chan event, 4*n)
+	outstanding := 0
+	revealPhase := false
+	var commitC <-chan time.Time
+	var retryC <-chan time.Time
+	backoff := minBackoff
+	deadlineT := time.NewTimer(time.Until(deadline))
+	defer deadlineT.Stop()
+	maxAttempts := n + m.cfg.Retries
+
+	setReplica := func(i int, f func(r *ReplicaStatus)) {
+		j.update(func() {
+			f(&j.replicas[i])
+			j.state = jobState(slots)
+		})
+	}
+	startReveal := func() {
+		revealPhase = true
+		for _, s := range slots {
+			if s.state == slotCommitted {
+				close(s.reveal)
+				s.state = slotRunning // waiting for the result
+			}
+		}
+	}
+	handle := func(ev event) {
+		s := slots[ev.slot]
+		switch ev.kind {
+		case evAccepted:
+			s.state = slotRunning
+			setReplica(ev.slot, func(r *ReplicaStatus) { r.State = jobs.StateRunning })
+		case evCommitted:
+			s.state = slotCommitted
+			setReplica(ev.slot, func(r *ReplicaStatus) { r.State = jobs.StateCommitted })
+			if revealPhase {
+				close(s.reveal)
+				s.state = slotRunning
+			} else if commitC == nil {
+				commitC = time.After(m.cfg.CommitWait)
+			}
+		case evResult:
+			outstanding--
+			r := ev.result
+			vote := counts(r)
+			j.update(func() { j.rec.Results = append(j.rec.Results, r) })
+			if vote {
+				s.state = slotDone
+				setReplica(ev.slot, func(rs *ReplicaStatus) { rs.State = jobs.StateDone; rs.Error = "" })
+			} else {
+				s.state, s.reveal = slotIdle, make(chan struct{})
+				setReplica(ev.slot, func(rs *ReplicaStatus) {
+					rs.State = jobs.StateQueued
+					rs.Error = fmt.Sprintf("%s could not run it: %s %s", ev.worker, r.Result.Failure, r.Result.Reason)
+				})
+			}
+			if err := m.save(ctx, j); err != nil {
+				log.Warn("could not persist job result", "err", err)
+			}
+		case evFailed:
+			outstanding--
+			m.met.failures.WithLabelValues(ev.code.String()).Inc()
+			log.Debug("attempt failed", "worker", ev.worker, "replica", ev.slot, "err", ev.err)
+			if ev.code == proto.CodeBusy {
+				// A busy worker may take the job later; it does not use up the budget.
+				delete(used, ev.worker)
+				busyUntil[ev.worker] = time.Now().Add(busyBackoff)
+				j.update(func() { j.rec.Attempts-- })
+			}
+			if ev.code.Retryable() {
+				s.state, s.reveal, s.err = slotIdle, make(chan struct{}), ev.err
+				setReplica(ev.slot, func(rs *ReplicaStatus) {
+					rs.State, rs.Error = jobs.StateQueued, fmt.Sprintf("%s: %v", ev.worker, ev.err)
+				})
+			} else {
+				s.state, s.err = slotFailed, ev.err
+				setReplica(ev.slot, func(rs *ReplicaStatus) {
+					rs.State, rs.Error = jobs.StateFailed, fmt.Sprintf("%s: %v", ev.worker, ev.err)
+				})
+			}
+		}
+	}
+
+	timedOut := false
+loop:
+	for {
+		// Place idle replicas.
+		var idle []int
+		for i, s := range slots {
+			if s.state == slotIdle {
+				idle = append(idle, i)
+			}
+		}
+		j.mu.Lock()
+		attempts := j.rec.Attempts
+		j.mu.Unlock()
+		if len(idle) > 0 && attempts >= maxAttempts && outstanding == 0 {
+			for _, i := range idle {
+				slots[i].state = slotFailed
+				err := slots[i].err
+				setReplica(i, func(r *ReplicaStatus) {
+					r.State = jobs.StateFailed
+					r.Error = fmt.Sprintf("retry budget of %d offers spent (last error: %v)", maxAttempts, err)
+				})
+			}
+			idle = nil
+		}
+		if len(idle) > 0 && attempts < maxAttempts && retryC == nil {
+			exclude := make(map[peer.ID]bool, len(used)+len(busyUntil))
+			for p := range used {
+				exclude[p] = true
+			}
+			now := time.Now()
+			for p, t := range busyUntil {
+				if now.Before(t) {
+					exclude[p] = true
+				} else {
+					delete(busyUntil, p)
+				}
+			}
+			count := min(len(idle), maxAttempts-attempts)
+			plan := sched.Pick(m.cfg.View.View(), sched.Request{
+				Runtime: m.cfg.Runtime(env.Computation.Runtime), Constraints: env.Constraints,
+				Count: count, Exclude: exclude, Self: m.self, AllowSelf: m.cfg.AllowSelf, Salt: j.id.Bytes(),
+			}, &m.load, m.cfg.Latency)
+			if m.cfg.Local == nil {
+				plan.Peers = slicesDelete(plan.Peers, m.self)
+			}
+			for k, p := range plan.Peers {
+				i := idle[k]
+				s := slots[i]
+				s.state, s.worker = slotOffered, p
+				used[p] = true
+				outstanding++
+				m.load.Add(p)
+				j.update(func() {
+					j.rec.Attempts++
+					j.replicas[i].Worker, j.replicas[i].State = p, jobs.StateScheduled
+					j.replicas[i].Attempts++
+					j.state = jobState(slots)
+				})
+				go m.attempt(actx, j, i, p, s.reveal, events)
+			}
+			blocker := ""
+			if len(plan.Peers) < len(idle) {
+				why := plan.Blocker
+				if why == "" {
+					why = fmt.Sprintf("%d more worker(s) needed", len(idle)-len(plan.Peers))
+				}
+				blocker = fmt.Sprintf("%s; retrying in %v", why, backoff)
+				retryC = time.After(backoff)
+				backoff = min(2*backoff, maxBackoff)
+			} else {
+				backoff = minBackoff
+			}
+			j.update(func() { j.blocker = blocker })
+		}
+		if n > 1 && !revealPhase {
+			if w := commitBlocker(slots); w != "" {
+				j.update(func() {
+					if j.blocker == "" || strings.Contains(j.blocker, "replicas committed") {
+						j.blocker = w
+					}
+				})
+			}
+			all := true
+			for _, s := range slots {
+				if s.state != slotCommitted && s.state != slotDone && s.state != slotFailed {
+					all = false
+				}
+			}
+			if all {
+				startReveal()
+			}
+		}
+		terminal := true
+		for _, s := range slots {
+			if s.state != slotDone && s.state != slotFailed {
+				terminal = false
+			}
+		}
+		if terminal && outstanding == 0 {
+			break
+		}
+		var changed <-chan struct{}
+		if retryC != nil {
+			changed = m.cfg.View.Changed()
+		}
+		select {
+		case ev := <-events:
+			handle(ev)
+		case <-retryC:
+			retryC = nil
+		case <-changed:
+			retryC = nil
+		case <-commitC:
+			if !revealPhase {
+				log.Debug("commit deadline passed; revealing the commitments in hand")
+				startReveal()
+			}
+		case <-deadlineT.C:
+			timedOut = true
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	// Stop what is still running and collect its events.
+	acancel()
+	for outstanding > 0 {
+		ev := <-events
+		switch ev.kind {
+		case evResult:
+			outstanding--
+			r := ev.result
+			j.update(func() { j.rec.Results = append(j.rec.Results, r) })
+		case evFailed:
+			outstanding--
+		}
+	}
+	j.mu.Lock()
+	canceled := j.canceled
+	j.mu.Unlock()
+	if ctx.Err() != nil && !canceled {
+		// The manager is closing: leave the job to be resumed.
+		return
+	}
+	m.finish(ctx, j, slots, timedOut, canceled)
+}
+
+// finish decides the verdict, persists it and announces it.
+func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, canceled bool) {
+	env := j.spec.Envelope
+	j.mu.Lock()
+	var votes []quorum.Result
+	for _, r := range j.rec.Results {
+		if counts(r) {
+			votes = append(votes, quorum.ResultOf(r))
+		}
+	}
+	j.blocker = ""
+	switch {
+	case canceled:
+		j.state, j.rec.Reason = jobs.StateCancelled, "cancelled by its submitter"
+	default:
+		v := quorum.Decide(votes, env.Quorum)
+		j.rec.Verdict, j.rec.Disagreeing = v.Kind, v.Disagreeing
+		j.rec.Reason = v.Reason
+		if v.Kind == quorum.Verified {
+			j.state = jobs.StateDone
+		} else {
+			j.state = jobs.StateFailed
+		}
+		if v.Kind == quorum.Failed {
+			var errs []string
+			for i, s := range slots {
+				if s.state != slotDone && s.err != nil {
+					errs = append(errs, fmt.Sprintf("replica %d: %v", i, s.err))
+				}
+			}
+			if timedOut {
+				errs = append([]string{"the job's deadline passed"}, errs...)
+			}
+			if len(errs) > 0 {
+				j.rec.Reason += "; " + strings.Join(errs, "; ")
+			}
+		}
+	}
+	for i := range j.replicas {
+		if !j.replicas[i].State.Terminal() {
+			j.replicas[i].State = j.state
+		}
+	}
+	j.rec.State = j.state
+	j.notifyLocked()
+	j.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := m.save(sctx, j); err != nil {
+		m.log.Error("could not persist the end of a job", "job", j.id, "err", err)
+	}
+	if canceled {
+		m.met.verdicts.WithLabelValues("cancelled").Inc()
+	} else {
+		m.met.verdicts.WithLabelValues(string(j.rec.Verdict)).Inc()
+		m.met.latency.Observe(time.Since(j.rec.Created).Seconds())
+	}
+	m.log.Info("job ended", "job", j.id, "state", j.state, "verdict", j.rec.Verdict, "reason", j.rec.Reason)
+	if m.cfg.Announcer != nil && !canceled {
+		if err := m.cfg.Announcer.Announce(sctx, j.spec, j.status()); err != nil && !errors.Is(err, context.Canceled) {
+			m.log.Warn("could not announce a job's verdict", "job", j.id, "err", err)
+		}
+	}
+}
+
+func (m *Manager) save(ctx context.Context, j *job) error {
+	j.mu.Lock()
+	rec := *j.rec
+	rec.Results = append([]*jobs.SignedResult(nil), j.rec.Results...)
+	j.mu.Unlock()
+	return m.st.put(ctx, &rec)
+}
+
+// jobState derives the job's state from its replicas'.
+func jobState(slots []*slot) jobs.State {
+	var offered, running, committed, done int
+	for _, s := range slots {
+		switch s.state {
+		case slotOffered:
+			offered++
+		case slotRunning:
+			running++
+		case slotCommitted:
+			committed++
+		case slotDone:
+			done++
+		}
+	}
+	switch {
+	case running > 0:
+		return jobs.StateRunning
+	case committed > 0 && committed+done == len(slots):
+		return jobs.StateVerifying
+	case committed > 0:
+		return jobs.StateCommitted
+	case offered > 0:
+		return jobs.StateScheduled
+	case done == len(slots):
+		return jobs.StateVerifying
+	}
+	return jobs.StateQueued
+}
+
+// commitBlocker says which replicas the reveal is waiting on, or "".
+func commitBlocker(slots []*slot) string {
+	committed := 0
+	var waiting []string
+	for _, s := range slots {
+		switch s.state {
+		case slotCommitted, slotDone:
+			committed++
+		case slotOffered, slotRunning:
+			waiting = append(waiting, shortID(s.worker))
+		}
+	}
+	if committed == 0 || len(waiting) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d replicas committed, waiting on %s", committed, len(slots), strings.Join(waiting, ", "))
+}
+
+func shortID(p peer.ID) string {
+	s := p.String()
+	if len(s) > 16 {
+		return s[:6] + "…" + s[len(s)-6:]
+	}
+	return s
+}
+
+func slicesDelete(ps []peer.ID, p peer.ID) []peer.ID {
+	out := ps[:0]
+	for _, q := range ps {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}

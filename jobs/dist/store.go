@@ -1,0 +1,205 @@
+package dist
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/quorum"
+)
+
+// recordVersion is the version of the stored job record; a new
+// incompatible layout gets a new number.
+const recordVersion = 1
+
+// maxRecordSize bounds a stored job record (a spec plus up to
+// jobs.MaxReplicas + retries signed results, base64 in JSON).
+const maxRecordSize = 4 << 20
+
+// A record is the persisted state of one submitted job. It is stored as
+// JSON under /job/<job CID>; specs and results are their signed canonical
+// encodings, checked again when read.
+type record struct {
+	Version     int
+	Spec        *jobs.SignedSpec
+	State       jobs.State
+	Verdict     quorum.Kind
+	Reason      string
+	Results     []*jobs.SignedResult // every signed result received, in arrival order
+	Disagreeing []peer.ID
+	Attempts    int
+	Created     time.Time
+	Updated     time.Time
+	Deadline    time.Time
+}
+
+type recordJSON struct {
+	Version     int         `json:"version"`
+	Spec        []byte      `json:"spec"`
+	State       jobs.State  `json:"state"`
+	Verdict     quorum.Kind `json:"verdict,omitempty"`
+	Reason      string      `json:"reason,omitempty"`
+	Results     [][]byte    `json:"results,omitempty"`
+	Disagreeing []peer.ID   `json:"disagreeing,omitempty"`
+	Attempts    int         `json:"attempts"`
+	Created     time.Time   `json:"created"`
+	Updated     time.Time   `json:"updated"`
+	Deadline    time.Time   `json:"deadline"`
+}
+
+func encodeRecord(r *record) ([]byte, error) {
+	spec, err := r.Spec.Encode()
+	if err != nil {
+		return nil, err
+	}
+	w := recordJSON{Version: r.Version, Spec: spec, State: r.State, Verdict: r.Verdict, Reason: r.Reason,
+		Disagreeing: r.Disagreeing, Attempts: r.Attempts, Created: r.Created, Updated: r.Updated, Deadline: r.Deadline}
+	for _, res := range r.Results {
+		b, err := res.Encode()
+		if err != nil {
+			return nil, err
+		}
+		w.Results = append(w.Results, b)
+	}
+	return json.Marshal(w)
+}
+
+// decodeRecord decodes and checks a stored record: size, strict JSON,
+// version, state and verdict names, the spec's and every result's
+// signature, and that every result is for the record's job.
+func decodeRecord(data []byte) (*record, error) {
+	if len(data) > maxRecordSize {
+		return nil, fmt.Errorf("dist: job record of %d bytes, over %d", len(data), maxRecordSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w recordJSON
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("dist: job record: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("dist: job record: trailing data")
+	}
+	if w.Version != recordVersion {
+		return nil, fmt.Errorf("dist: job record version %d, want %d", w.Version, recordVersion)
+	}
+	if !w.State.Valid() {
+		return nil, fmt.Errorf("dist: job record: unknown state %q", w.State)
+	}
+	switch w.Verdict {
+	case "", quorum.Verified, quorum.Mismatch, quorum.Failed:
+	default:
+		return nil, fmt.Errorf("dist: job record: unknown verdict %q", w.Verdict)
+	}
+	if w.Attempts < 0 {
+		return nil, fmt.Errorf("dist: job record: attempts %d", w.Attempts)
+	}
+	spec, err := jobs.DecodeSignedSpec(w.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("dist: job record: %w", err)
+	}
+	r := &record{Version: w.Version, Spec: spec, State: w.State, Verdict: w.Verdict, Reason: w.Reason,
+		Disagreeing: w.Disagreeing, Attempts: w.Attempts, Created: w.Created, Updated: w.Updated, Deadline: w.Deadline}
+	for i, b := range w.Results {
+		res, err := jobs.DecodeSignedResult(b)
+		if err != nil {
+			return nil, fmt.Errorf("dist: job record %s: result %d: %w", spec.ID, i, err)
+		}
+		if res.Result.Job != spec.ID {
+			return nil, fmt.Errorf("dist: job record %s: result %d is for job %s", spec.ID, i, res.Result.Job)
+		}
+		r.Results = append(r.Results, res)
+	}
+	return r, nil
+}
+
+// A store keeps job records and received announcements in a datastore.
+type store struct{ ds datastore.Batching }
+
+func jobKey(id cid.Cid) datastore.Key  { return datastore.NewKey("/job/" + id.String()) }
+func seenKey(id cid.Cid) datastore.Key { return datastore.NewKey("/seen/" + id.String()) }
+
+func (s *store) put(ctx context.Context, r *record) error {
+	b, err := encodeRecord(r)
+	if err != nil {
+		return fmt.Errorf("dist: encode job %s: %w", r.Spec.ID, err)
+	}
+	if err := s.ds.Put(ctx, jobKey(r.Spec.ID), b); err != nil {
+		return fmt.Errorf("dist: store job %s: %w", r.Spec.ID, err)
+	}
+	return nil
+}
+
+func (s *store) get(ctx context.Context, id cid.Cid) (*record, error) {
+	b, err := s.ds.Get(ctx, jobKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("dist: read job %s: %w", id, err)
+	}
+	return decodeRecord(b)
+}
+
+// all returns every stored job record; unreadable ones are skipped with an
+// error only if nothing could be read at all.
+func (s *store) all(ctx context.Context) ([]*record, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/job"})
+	if err != nil {
+		return nil, fmt.Errorf("dist: list jobs: %w", err)
+	}
+	defer res.Close()
+	var out []*record
+	for e := range res.Next() {
+		if e.Error != nil {
+			return nil, fmt.Errorf("dist: list jobs: %w", e.Error)
+		}
+		r, err := decodeRecord(e.Value)
+		if err != nil {
+			// A corrupt record is skipped: it must not stop the node.
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *store) pending(ctx context.Context) ([]*record, error) {
+	all, err := s.all(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*record
+	for _, r := range all {
+		if !r.State.Terminal() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *store) putAnnounced(ctx context.Context, id cid.Cid, data []byte) error {
+	if err := s.ds.Put(ctx, seenKey(id), data); err != nil {
+		return fmt.Errorf("dist: store announcement of job %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *store) announced(ctx context.Context, id cid.Cid) (Status, error) {
+	b, err := s.ds.Get(ctx, seenKey(id))
+	if err != nil {
+		return Status{}, err
+	}
+	a, err := OpenAnnouncement(b)
+	if err != nil {
+		return Status{}, err
+	}
+	return a.Status(), nil
+}

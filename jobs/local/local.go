@@ -1,0 +1,308 @@
+// Package local implements the pipeline that runs one job on this node:
+// it fetches the module and inputs through jobs.Blocks, exports them into
+// a scratch directory, runs the program in the sandbox pool, imports
+// stdout, stderr and /outputs as UnixFS, and returns the result signed by
+// this node. Runner implements jobs.Executor.
+package local
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/crypto"
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/sandbox"
+)
+
+// Sandbox runs one task; *sandbox.Pool implements it.
+type Sandbox interface {
+	Run(ctx context.Context, t *sandbox.Task, wall time.Duration) (*sandbox.Outcome, error)
+}
+
+var _ Sandbox = (*sandbox.Pool)(nil)
+
+// Config configures a Runner. Every field is required.
+type Config struct {
+	Sandbox Sandbox
+	Blocks  jobs.Blocks
+	Key     crypto.PrivKey // signs results
+	// Dir is the runner's working directory (for example REPO/jobs): it
+	// keeps exported modules under modules/ and per-job scratch
+	// directories under scratch/.
+	Dir string
+	// FetchTimeout bounds fetching a job's module and inputs.
+	// Default: 5 minutes.
+	FetchTimeout time.Duration
+}
+
+// A Runner runs jobs on this node. It is safe for concurrent use; the
+// sandbox pool bounds how many run at once.
+type Runner struct {
+	cfg     Config
+	self    peer.ID
+	modules string
+	scratch string
+}
+
+var _ jobs.Executor = (*Runner)(nil)
+
+// Layout returns the directories a Runner with Config.Dir dir uses: the
+// exported modules (which sandbox workers must be able to read) and the
+// per-job scratch directories (which they must be able to write). It
+// creates them. A node confines its sandbox workers to these.
+func Layout(dir string) (modules, scratch string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("local: job dir %s: %w", dir, err)
+	}
+	modules, scratch = filepath.Join(abs, "modules"), filepath.Join(abs, "scratch")
+	for _, d := range []string{modules, scratch} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", "", fmt.Errorf("local: create %s: %w", d, err)
+		}
+	}
+	return modules, scratch, nil
+}
+
+// New returns a Runner and creates its directories (see Layout).
+func New(cfg Config) (*Runner, error) {
+	if cfg.Sandbox == nil || cfg.Blocks == nil || cfg.Key == nil || cfg.Dir == "" {
+		return nil, errors.New("local: Config needs Sandbox, Blocks, Key and Dir")
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 5 * time.Minute
+	}
+	self, err := crypto.PeerID(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	modules, scratch, err := Layout(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{cfg: cfg, self: self, modules: modules, scratch: scratch}
+	// Scratch dirs left by a crash hold nothing worth keeping.
+	if des, err := os.ReadDir(r.scratch); err == nil {
+		for _, de := range des {
+			os.RemoveAll(filepath.Join(r.scratch, de.Name()))
+		}
+	}
+	return r, nil
+}
+
+// Execute runs spec on this node; see jobs.Executor.
+func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress func(jobs.State)) (*jobs.SignedResult, error) {
+	if progress == nil {
+		progress = func(jobs.State) {}
+	}
+	env := spec.Envelope
+	comp := &env.Computation
+	scratch, err := r.newScratch(spec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	task := &sandbox.Task{
+		ModuleCID:  comp.Module.String(),
+		Seed:       spec.CompCID.String(),
+		Args:       comp.Args,
+		OutputsDir: filepath.Join(scratch, "outputs"),
+		StdoutPath: filepath.Join(scratch, "stdout"),
+		StderrPath: filepath.Join(scratch, "stderr"),
+		Memory:     env.Limits.Memory,
+		Stdout:     env.Limits.Stdout,
+		Stderr:     env.Limits.Stderr,
+		Outputs:    env.Limits.Outputs,
+	}
+	for _, k := range sortedKeys(comp.Env) {
+		task.Env = append(task.Env, k+"="+comp.Env[k])
+	}
+	if err := os.Mkdir(task.OutputsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("local: create %s: %w", task.OutputsDir, err)
+	}
+
+	progress(jobs.StateFetching)
+	var outcome *sandbox.Outcome
+	if o := r.fetch(ctx, spec, scratch, task); o != nil {
+		outcome = o
+	} else {
+		progress(jobs.StateRunning)
+		outcome, err = r.cfg.Sandbox.Run(ctx, task, env.Limits.WallTime)
+		if err != nil {
+			return nil, fmt.Errorf("local: run job %s: %w", spec.ID, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("local: job %s: %w", spec.ID, ctx.Err())
+	}
+
+	progress(jobs.StateUploading)
+	res := &jobs.Result{
+		Version:     jobs.FormatVersion,
+		Job:         spec.ID,
+		Computation: spec.CompCID,
+		Worker:      r.self,
+		ExitCode:    outcome.ExitCode,
+		Failure:     outcome.Failure,
+		Reason:      outcome.Reason,
+		WallTime:    time.Duration(outcome.Run).Truncate(time.Microsecond),
+		PeakMemory:  outcome.PeakMemory,
+	}
+	if res.Stdout, err = r.store(ctx, task.StdoutPath, false); err != nil {
+		return nil, err
+	}
+	if res.Stderr, err = r.store(ctx, task.StderrPath, false); err != nil {
+		return nil, err
+	}
+	if res.Outputs, err = r.store(ctx, task.OutputsDir, true); err != nil {
+		return nil, err
+	}
+	signed, err := jobs.SignResult(r.cfg.Key, res)
+	if err != nil {
+		return nil, fmt.Errorf("local: sign result of job %s: %w", spec.ID, err)
+	}
+	return signed, nil
+}
+
+// newScratch makes a fresh scratch directory for job id.
+func (r *Runner) newScratch(id cid.Cid) (string, error) {
+	var rnd [4]byte
+	if _, err := crand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("local: random scratch name: %w", err)
+	}
+	dir := filepath.Join(r.scratch, id.String()+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("local: create scratch dir: %w", err)
+	}
+	return dir, nil
+}
+
+// fetch makes the module and inputs local, exports them and fills in the
+// task's paths. A failure is returned as an outcome: the job fails, the
+// node does not.
+func (r *Runner) fetch(ctx context.Context, spec *jobs.SignedSpec, scratch string, task *sandbox.Task) *sandbox.Outcome {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
+	comp := &spec.Envelope.Computation
+	mod, err := r.module(ctx, comp.Module)
+	if err != nil {
+		return inputFailure("module %s: %v", comp.Module, err)
+	}
+	task.ModulePath = mod
+	if len(comp.Inputs) == 0 {
+		return nil
+	}
+	task.InputsDir = filepath.Join(scratch, "inputs")
+	if err := os.Mkdir(task.InputsDir, 0o700); err != nil {
+		return inputFailure("create inputs dir: %v", err)
+	}
+	for _, name := range sortedKeys(comp.Inputs) {
+		c := comp.Inputs[name]
+		if err := r.cfg.Blocks.Fetch(ctx, c); err != nil {
+			return inputFailure("input %s (%s) cannot be fetched: %v", name, c, err)
+		}
+		dst := filepath.Join(task.InputsDir, name)
+		if err := r.cfg.Blocks.ExportPath(ctx, c, dst); err != nil {
+			return inputFailure("input %s (%s) cannot be exported: %v", name, c, err)
+		}
+		if err := plainTree(dst); err != nil {
+			return inputFailure("input %s (%s): %v", name, c, err)
+		}
+	}
+	return nil
+}
+
+func inputFailure(format string, args ...any) *sandbox.Outcome {
+	return &sandbox.Outcome{ExitCode: -1, Failure: jobs.FailureInput, Reason: truncate(fmt.Sprintf(format, args...))}
+}
+
+// module returns the path of the exported module c, exporting it once.
+func (r *Runner) module(ctx context.Context, c cid.Cid) (string, error) {
+	path := filepath.Join(r.modules, c.String()+".wasm")
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() {
+		return path, nil
+	}
+	if err := r.cfg.Blocks.Fetch(ctx, c); err != nil {
+		return "", fmt.Errorf("cannot be fetched: %w", err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, time.Now().UnixNano())
+	if err := r.cfg.Blocks.ExportPath(ctx, c, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("cannot be exported: %w", err)
+	}
+	if st, err := os.Lstat(tmp); err != nil || !st.Mode().IsRegular() {
+		os.RemoveAll(tmp)
+		return "", errors.New("is not a file")
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("cannot be stored: %w", err)
+	}
+	return path, nil
+}
+
+// plainTree checks that path holds only regular files and directories, so
+// that no link in an input can point the program at a host file.
+func plainTree(path string) error {
+	return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() && !d.IsDir() {
+			rel, _ := filepath.Rel(path, p)
+			return fmt.Errorf("%s is a link or special file; inputs may hold only files and directories", rel)
+		}
+		return nil
+	})
+}
+
+// store imports a capture file or the outputs dir.
+func (r *Runner) store(ctx context.Context, path string, dir bool) (cid.Cid, error) {
+	if dir {
+		if err := plainTree(path); err != nil {
+			return cid.Undef, fmt.Errorf("local: outputs: %w", err)
+		}
+	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// The program never ran; its capture is empty.
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			return cid.Undef, fmt.Errorf("local: create %s: %w", path, err)
+		}
+	}
+	c, _, err := r.cfg.Blocks.AddPath(ctx, path)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(path), err)
+	}
+	return c, nil
+}
+
+func truncate(s string) string {
+	if len(s) <= jobs.MaxReasonSize {
+		return s
+	}
+	s = s[:jobs.MaxReasonSize]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

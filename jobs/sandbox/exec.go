@@ -1,0 +1,455 @@
+package sandbox
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/shoalnet/shoal/jobs"
+)
+
+// maxModuleSize bounds a module file the worker reads.
+const maxModuleSize = 256 << 20
+
+// executor runs tasks in one wazero runtime. It is used by one goroutine.
+type executor struct {
+	rt        wazero.Runtime
+	cache     wazero.CompilationCache // nil without a cache dir
+	wasiFuncs map[string]bool         // functions the WASI host module exports
+	modules   *moduleLRU
+}
+
+func newExecutor(ctx context.Context, h *hello) (*executor, error) {
+	cfg := wazero.NewRuntimeConfigCompiler()
+	var cache wazero.CompilationCache
+	if h.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(h.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: open compilation cache %s: %w", h.CacheDir, err)
+		}
+		cache = c
+		cfg = cfg.WithCompilationCache(c)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	wasi, err := wasi_snapshot_preview1.NewBuilder(rt).Compile(ctx)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("sandbox: compile WASI host module: %w", err)
+	}
+	funcs := map[string]bool{}
+	for name := range wasi.ExportedFunctions() {
+		funcs[name] = true
+	}
+	if _, err := rt.InstantiateModule(ctx, wasi, wazero.NewModuleConfig()); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("sandbox: instantiate WASI host module: %w", err)
+	}
+	return &executor{rt: rt, cache: cache, wasiFuncs: funcs, modules: newModuleLRU(h.MaxModules)}, nil
+}
+
+func (e *executor) close(ctx context.Context) {
+	e.modules.clear(ctx)
+	e.rt.Close(ctx)
+	if e.cache != nil {
+		e.cache.Close(ctx)
+	}
+}
+
+// failed returns an outcome for a run that ended by failure f.
+func failed(f jobs.Failure, format string, args ...any) *Outcome {
+	reason := fmt.Sprintf(format, args...)
+	if len(reason) > jobs.MaxReasonSize {
+		reason = reason[:jobs.MaxReasonSize]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	return &Outcome{ExitCode: -1, Failure: f, Reason: reason}
+}
+
+// module returns the compiled module of t, from memory or by compiling it
+// (wazero consults the disk cache first). A module that is not WebAssembly,
+// does not compile or imports what the sandbox lacks yields an outcome.
+func (e *executor) module(ctx context.Context, t *Task) (wazero.CompiledModule, bool, *Outcome) {
+	if m := e.modules.get(t.ModuleCID); m != nil {
+		return m, false, nil
+	}
+	f, err := os.Open(t.ModulePath)
+	if err != nil {
+		return nil, false, failed(jobs.FailureInput, "module %s cannot be read: %v", t.ModuleCID, err)
+	}
+	code, err := io.ReadAll(io.LimitReader(f, maxModuleSize+1))
+	f.Close()
+	if err != nil {
+		return nil, false, failed(jobs.FailureInput, "module %s cannot be read: %v", t.ModuleCID, err)
+	}
+	if len(code) > maxModuleSize {
+		return nil, false, failed(jobs.FailureInvalidModule, "module %s is larger than %d bytes", t.ModuleCID, maxModuleSize)
+	}
+	if !bytes.HasPrefix(code, []byte("\x00asm")) {
+		return nil, false, failed(jobs.FailureInvalidModule, "module %s is not a WebAssembly module (no \\0asm header); build it with GOOS=wasip1 GOARCH=wasm", t.ModuleCID)
+	}
+	m, err := e.rt.CompileModule(ctx, code)
+	if err != nil {
+		return nil, false, failed(jobs.FailureInvalidModule, "module %s does not compile: %v", t.ModuleCID, err)
+	}
+	if o := e.checkImports(m); o != nil {
+		m.Close(ctx)
+		return nil, false, o
+	}
+	e.modules.add(ctx, t.ModuleCID, m)
+	return m, true, nil
+}
+
+// checkImports fails a module that imports anything but WASI preview 1
+// functions.
+func (e *executor) checkImports(m wazero.CompiledModule) *Outcome {
+	for _, d := range m.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		if mod != wasi_snapshot_preview1.ModuleName || !e.wasiFuncs[name] {
+			return failed(jobs.FailureImport, "module imports function %s.%s, which the sandbox does not offer (only %s)", mod, name, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	for _, d := range m.ImportedMemories() {
+		mod, name, _ := d.Import()
+		return failed(jobs.FailureImport, "module imports memory %s.%s, which the sandbox does not offer", mod, name)
+	}
+	return nil
+}
+
+// run runs t to its end. started is called once the module is ready and
+// the program is about to start.
+func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool) error) *Outcome {
+	t0 := time.Now()
+	compiled, didCompile, o := e.module(ctx, t)
+	if o != nil {
+		o.Compiled = didCompile
+		return o
+	}
+	compileTime := time.Since(t0)
+	for _, d := range compiled.ExportedMemories() {
+		if need := uint64(d.Min()) * 65536; need > t.Memory {
+			return failed(jobs.FailureMemory, "module needs %d bytes of memory at start, more than the limit of %d", need, t.Memory)
+		}
+	}
+
+	stdout, err := newCappedFile(t.StdoutPath, t.Stdout, jobs.FailureStdout)
+	if err != nil {
+		return failed(jobs.FailureInternal, "%v", err)
+	}
+	defer stdout.f.Close()
+	stderr, err := newCappedFile(t.StderrPath, t.Stderr, jobs.FailureStderr)
+	if err != nil {
+		return failed(jobs.FailureInternal, "%v", err)
+	}
+	defer stderr.f.Close()
+
+	outputs := &budgetFS{FS: sysfs.DirFS(t.OutputsDir), left: int64(t.Outputs)}
+	fsc := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(outputs, "/outputs")
+	if t.InputsDir != "" {
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(&sysfs.ReadFS{FS: sysfs.DirFS(t.InputsDir)}, "/inputs")
+	}
+	clock := newClock(t.Seed)
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithArgs(append([]string{"job"}, t.Args...)...).
+		WithStdin(bytes.NewReader(nil)).
+		WithStdout(stdout).
+		WithStderr(stderr).
+		WithFSConfig(fsc).
+		WithWalltime(clock.walltime, 1).
+		WithNanotime(clock.nanotime, 1).
+		WithNanosleep(clock.sleep).
+		WithOsyield(func() {}).
+		WithRandSource(clock.random)
+	for _, kv := range t.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		mc = mc.WithEnv(k, v)
+	}
+	mem := &memoryLimit{limit: t.Memory}
+	rctx := experimental.WithMemoryAllocator(ctx, mem)
+
+	if err := started(didCompile); err != nil {
+		return failed(jobs.FailureWorker, "%v", err)
+	}
+	t1 := time.Now()
+	err = instantiate(rctx, e.rt, compiled, mc)
+	runTime := time.Since(t1)
+	out := &Outcome{ExitCode: 0}
+	var exit *sys.ExitError
+	switch {
+	case stdout.exceeded:
+		out = failed(jobs.FailureStdout, "program wrote more than its stdout limit of %d bytes", t.Stdout)
+	case stderr.exceeded:
+		out = failed(jobs.FailureStderr, "program wrote more than its stderr limit of %d bytes", t.Stderr)
+	case outputs.exceeded.Load():
+		out = failed(jobs.FailureOutputs, "program wrote more than its outputs limit of %d bytes under /outputs", t.Outputs)
+	case mem.exceeded:
+		out = failed(jobs.FailureMemory, "program asked for %d bytes of memory, more than its limit of %d", mem.asked, t.Memory)
+	case err == nil:
+	case errors.As(err, &exit):
+		out.ExitCode = int64(exit.ExitCode())
+	default:
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		out = failed(jobs.FailureTrap, "program trapped: %s", msg)
+	}
+	out.PeakMemory = mem.peak
+	out.Compiled = didCompile
+	out.Compile = compileTime.Nanoseconds()
+	out.Run = runTime.Nanoseconds()
+	out.Written = uint64(int64(t.Outputs) - outputs.left)
+	if mem.peak > 64<<20 {
+		debug.FreeOSMemory()
+	}
+	return out
+}
+
+// instantiate runs the module to its end. A panic from a host-side limit
+// (or from wazero itself) becomes an error, so a program can never take
+// the worker down with it.
+func instantiate(ctx context.Context, rt wazero.Runtime, m wazero.CompiledModule, mc wazero.ModuleConfig) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sandbox: run panicked: %v", r)
+		}
+	}()
+	mod, err := rt.InstantiateModule(ctx, m, mc)
+	if mod != nil {
+		mod.Close(ctx)
+	}
+	return err
+}
+
+// moduleLRU keeps the most recently used compiled modules.
+type moduleLRU struct {
+	max   int
+	order *list.List // of *lruEntry, most recent first
+	byCID map[string]*list.Element
+}
+
+type lruEntry struct {
+	cid string
+	mod wazero.CompiledModule
+}
+
+func newModuleLRU(max int) *moduleLRU {
+	return &moduleLRU{max: max, order: list.New(), byCID: map[string]*list.Element{}}
+}
+
+func (l *moduleLRU) get(cid string) wazero.CompiledModule {
+	el, ok := l.byCID[cid]
+	if !ok {
+		return nil
+	}
+	l.order.MoveToFront(el)
+	return el.Value.(*lruEntry).mod
+}
+
+func (l *moduleLRU) add(ctx context.Context, cid string, m wazero.CompiledModule) {
+	l.byCID[cid] = l.order.PushFront(&lruEntry{cid: cid, mod: m})
+	for l.order.Len() > l.max {
+		el := l.order.Back()
+		e := el.Value.(*lruEntry)
+		l.order.Remove(el)
+		delete(l.byCID, e.cid)
+		e.mod.Close(ctx)
+	}
+}
+
+func (l *moduleLRU) clear(ctx context.Context) {
+	for el := l.order.Front(); el != nil; el = el.Next() {
+		el.Value.(*lruEntry).mod.Close(ctx)
+	}
+	l.order.Init()
+	clear(l.byCID)
+}
+
+// limitExceeded is the panic value host-side writers use to stop a program
+// at once when it passes a limit; wazero turns it into an error.
+type limitExceeded struct{ what jobs.Failure }
+
+func (l limitExceeded) Error() string { return "sandbox: limit exceeded: " + string(l.what) }
+
+// cappedFile writes up to max bytes to a file and stops the program when
+// it writes more.
+type cappedFile struct {
+	f        *os.File
+	left     uint64
+	what     jobs.Failure
+	exceeded bool
+}
+
+func newCappedFile(path string, max uint64, what jobs.Failure) (*cappedFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: create capture file: %w", err)
+	}
+	return &cappedFile{f: f, left: max, what: what}, nil
+}
+
+func (c *cappedFile) Write(p []byte) (int, error) {
+	if uint64(len(p)) > c.left {
+		n, _ := c.f.Write(p[:c.left])
+		c.left = 0
+		c.exceeded = true
+		_ = n
+		panic(limitExceeded{c.what})
+	}
+	n, err := c.f.Write(p)
+	c.left -= uint64(n)
+	return n, err
+}
+
+// memoryLimit allocates linear memory up to limit bytes and records the
+// peak. It implements experimental.MemoryAllocator for one instance.
+type memoryLimit struct {
+	limit    uint64
+	peak     uint64
+	asked    uint64
+	exceeded bool
+}
+
+func (m *memoryLimit) Allocate(capacity, max uint64) experimental.LinearMemory {
+	return &linearMemory{owner: m, buf: make([]byte, 0, min(capacity, m.limit))}
+}
+
+type linearMemory struct {
+	owner *memoryLimit
+	buf   []byte
+}
+
+func (l *linearMemory) Reallocate(size uint64) []byte {
+	m := l.owner
+	if size > m.limit {
+		m.exceeded = true
+		m.asked = size
+		return nil
+	}
+	m.peak = max(m.peak, size)
+	if size <= uint64(cap(l.buf)) {
+		l.buf = l.buf[:size]
+		return l.buf
+	}
+	nb := make([]byte, size, max(size, min(2*uint64(cap(l.buf)), m.limit)))
+	copy(nb, l.buf)
+	l.buf = nb
+	return nb
+}
+
+func (l *linearMemory) Free() { l.buf = nil }
+
+// budgetFS is the /outputs mount: a directory whose files may receive at
+// most a budget of bytes in total, and where links cannot be made (so a
+// program cannot point an output at a host file).
+type budgetFS struct {
+	experimentalsys.FS
+	left     int64
+	exceeded atomic.Bool
+}
+
+func (b *budgetFS) take(n int64) {
+	if n > b.left {
+		b.left = 0
+		b.exceeded.Store(true)
+		panic(limitExceeded{jobs.FailureOutputs})
+	}
+	b.left -= n
+}
+
+func (b *budgetFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	f, errno := b.FS.OpenFile(path, flag, perm)
+	if errno != 0 {
+		return nil, errno
+	}
+	return &budgetFile{File: f, fs: b}, 0
+}
+
+func (b *budgetFS) Symlink(_, _ string) experimentalsys.Errno { return experimentalsys.EPERM }
+func (b *budgetFS) Link(_, _ string) experimentalsys.Errno    { return experimentalsys.EPERM }
+
+type budgetFile struct {
+	experimentalsys.File
+	fs *budgetFS
+}
+
+func (f *budgetFile) Write(p []byte) (int, experimentalsys.Errno) {
+	f.fs.take(int64(len(p)))
+	return f.File.Write(p)
+}
+
+func (f *budgetFile) Pwrite(p []byte, off int64) (int, experimentalsys.Errno) {
+	f.fs.take(int64(len(p)))
+	return f.File.Pwrite(p, off)
+}
+
+func (f *budgetFile) Truncate(size int64) experimentalsys.Errno {
+	st, errno := f.File.Stat()
+	if errno != 0 {
+		return errno
+	}
+	if size > st.Size {
+		f.fs.take(size - st.Size)
+	}
+	return f.File.Truncate(size)
+}
+
+// clock is the deterministic time and random source of one run, derived
+// from the computation CID: the wall clock starts at a seed-derived second
+// in 2023-2024 and advances 1 ms per reading; the monotonic clock advances
+// 1 µs per reading and by the requested time on sleep; random bytes are
+// ChaCha8 keyed by SHA-256("shoal/sandbox/random/1" || seed).
+type clock struct {
+	wallBase int64 // seconds
+	walls    int64 // readings so far
+	mono     int64 // nanoseconds
+	random   io.Reader
+}
+
+func newClock(seed string) *clock {
+	t := sha256.Sum256([]byte("shoal/sandbox/time/1" + seed))
+	r := sha256.Sum256([]byte("shoal/sandbox/random/1" + seed))
+	return &clock{
+		wallBase: 1_672_531_200 + int64(binary.BigEndian.Uint64(t[:8])%(2*365*86400)),
+		random:   rand.NewChaCha8(r),
+	}
+}
+
+func (c *clock) walltime() (int64, int32) {
+	c.walls++
+	ms := c.walls
+	return c.wallBase + ms/1000, int32(ms%1000) * 1e6
+}
+
+func (c *clock) nanotime() int64 {
+	c.mono += 1000
+	return c.mono
+}
+
+func (c *clock) sleep(ns int64) {
+	if ns > 0 {
+		c.mono += ns
+	}
+}
+
+var _ experimental.MemoryAllocator = (*memoryLimit)(nil)
+var _ experimentalsys.FS = (*budgetFS)(nil)

@@ -1,0 +1,174 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// GossipTopic returns the pubsub topic of network's ledger gossip:
+// "shoal/<network>/ledger/1".
+func GossipTopic(network string) string { return "shoal/" + network + "/ledger/1" }
+
+// A GossipType is the first byte of a gossip message. Values are part of
+// the wire format: append only.
+type GossipType byte
+
+// Gossip message types.
+const (
+	GossipCheckpoint GossipType = 1 // followed by a checkpoint note signed by the publisher's own log key
+	GossipEvidence   GossipType = 2 // followed by encoded evidence (anyone may publish it)
+)
+
+// MaxGossipSize bounds a gossip message.
+const MaxGossipSize = 1 + MaxEvidenceSize
+
+// A GossipMessage is a validated ledger gossip message: exactly one of
+// Checkpoint and Evidence is set.
+type GossipMessage struct {
+	From       peer.ID // the message's (signing) author
+	Checkpoint *Checkpoint
+	Evidence   *Evidence
+}
+
+// ErrBadGossip is returned (wrapped) by DecodeGossip for rejected messages.
+var ErrBadGossip = errors.New("ledger: bad gossip message")
+
+// EncodeGossipCheckpoint returns the gossip message carrying cp.
+func EncodeGossipCheckpoint(cp *Checkpoint) []byte {
+	return append([]byte{byte(GossipCheckpoint)}, cp.Note...)
+}
+
+// EncodeGossipEvidence returns the gossip message carrying ev.
+func EncodeGossipEvidence(ev *Evidence) []byte {
+	return append([]byte{byte(GossipEvidence)}, ev.Encoded()...)
+}
+
+// DecodeGossip validates an untrusted gossip message of network published
+// by from: a checkpoint must be of from's own log in network; evidence must
+// verify (see DecodeEvidence) and be about a log of network.
+func DecodeGossip(network string, from peer.ID, data []byte) (*GossipMessage, error) {
+	if len(data) == 0 || len(data) > MaxGossipSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadGossip, len(data))
+	}
+	switch GossipType(data[0]) {
+	case GossipCheckpoint:
+		cp, err := ParseCheckpoint(data[1:], OriginOf(network, from))
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint from %s: %w", ErrBadGossip, from, err)
+		}
+		return &GossipMessage{From: from, Checkpoint: cp}, nil
+	case GossipEvidence:
+		ev, err := DecodeEvidence(data[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: evidence from %s: %w", ErrBadGossip, from, err)
+		}
+		if n, _, _ := ev.Origin.Parse(); n != network {
+			return nil, fmt.Errorf("%w: evidence about network %q, want %q", ErrBadGossip, n, network)
+		}
+		return &GossipMessage{From: from, Evidence: ev}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown type %d", ErrBadGossip, data[0])
+}
+
+// GossipValidator returns a pubsub topic validator for network's ledger
+// topic. It rejects (and so penalises the sender under peer scoring) any
+// message DecodeGossip rejects, and hands the decoded *GossipMessage to
+// subscribers as the message's ValidatorData.
+func GossipValidator(network string) pubsub.ValidatorEx {
+	return func(ctx context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		gm, err := DecodeGossip(network, msg.GetFrom(), msg.GetData())
+		if err != nil {
+			return pubsub.ValidationReject
+		}
+		msg.ValidatorData = gm
+		return pubsub.ValidationAccept
+	}
+}
+
+// A Gossip is a node's membership in its network's ledger topic.
+type Gossip struct {
+	ps      *pubsub.PubSub
+	topic   *pubsub.Topic
+	sub     *pubsub.Subscription
+	network string
+	name    string
+}
+
+// JoinGossip registers the topic validator on ps, joins network's ledger
+// topic and subscribes to it. Close undoes all three.
+func JoinGossip(ps *pubsub.PubSub, network string) (*Gossip, error) {
+	name := GossipTopic(network)
+	if err := ps.RegisterTopicValidator(name, GossipValidator(network)); err != nil {
+		return nil, fmt.Errorf("ledger: register validator for %s: %w", name, err)
+	}
+	t, err := ps.Join(name)
+	if err != nil {
+		ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("ledger: join %s: %w", name, err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		t.Close()
+		ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("ledger: subscribe to %s: %w", name, err)
+	}
+	return &Gossip{ps: ps, topic: t, sub: sub, network: network, name: name}, nil
+}
+
+// Topic returns the joined topic (for peer counts and events).
+func (g *Gossip) Topic() *pubsub.Topic { return g.topic }
+
+// PublishCheckpoint publishes cp, which must be of the local node's own log.
+func (g *Gossip) PublishCheckpoint(ctx context.Context, cp *Checkpoint) error {
+	if err := g.topic.Publish(ctx, EncodeGossipCheckpoint(cp)); err != nil {
+		return fmt.Errorf("ledger: publish checkpoint %d on %s: %w", cp.Size, g.name, err)
+	}
+	return nil
+}
+
+// PublishEvidence publishes ev.
+func (g *Gossip) PublishEvidence(ctx context.Context, ev *Evidence) error {
+	if err := g.topic.Publish(ctx, EncodeGossipEvidence(ev)); err != nil {
+		return fmt.Errorf("ledger: publish evidence %s on %s: %w", ev.CID(), g.name, err)
+	}
+	return nil
+}
+
+// Next returns the next validated message from another peer (the node's
+// own messages are skipped). It blocks until one arrives, ctx ends or the
+// Gossip is closed.
+func (g *Gossip) Next(ctx context.Context) (*GossipMessage, error) {
+	for {
+		msg, err := g.sub.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: next message on %s: %w", g.name, err)
+		}
+		if msg.Local {
+			continue
+		}
+		gm, ok := msg.ValidatorData.(*GossipMessage)
+		if !ok {
+			// Validated elsewhere (no validator data): validate here.
+			gm, err = DecodeGossip(g.network, msg.GetFrom(), msg.GetData())
+			if err != nil {
+				continue
+			}
+		}
+		return gm, nil
+	}
+}
+
+// Close cancels the subscription, leaves the topic and removes the validator.
+func (g *Gossip) Close() error {
+	g.sub.Cancel()
+	err := g.topic.Close()
+	g.ps.UnregisterTopicValidator(g.name)
+	if err != nil {
+		return fmt.Errorf("ledger: leave %s: %w", g.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Replica is a verified copy of another node's log, kept in an entry file
+// of the same format as a node's own (header, then checksummed frames).
+// Entries are stored only after a Verifier has checked them, chained to the
+// entries already held, so a replica always is a prefix of one history
+// signed by its author. It is safe for concurrent use.
+type Replica struct {
+	path   string
+	origin Origin
+
+	mu      sync.Mutex
+	f       *os.File  // guarded by mu
+	v       *Verifier // guarded by mu; state over every stored entry
+	offsets []int64   // guarded by mu; frame offset of each entry
+	end     int64     // guarded by mu; offset past the last frame
+}
+
+// OpenReplica opens (creating it if needed) the replica of origin's log in
+// the file at path. Stored entries are re-checked (checksums, decoding,
+// seq and prev links; not signatures, which were checked before storing).
+func OpenReplica(ctx context.Context, path string, origin Origin) (*Replica, error) {
+	v, err := NewVerifier(origin)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open replica %s: %w", path, err)
+	}
+	r := &Replica{path: path, origin: origin, f: f, v: v}
+	var batch [][]byte
+	end, err := openEntryFile(ctx, f, path, []byte(fileMagic+string(origin)+"\n"), func(seq uint64, off int64, data []byte) error {
+		r.offsets = append(r.offsets, off)
+		batch = append(batch, data)
+		if len(batch) == 4096 {
+			err := v.add(ctx, batch, false)
+			batch = batch[:0]
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = v.add(ctx, batch, false)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ledger: replica %s: %w", path, err)
+	}
+	r.end = end
+	return r, nil
+}
+
+// Origin returns the origin of the replicated log.
+func (r *Replica) Origin() Origin { return r.origin }
+
+// Size returns the number of entries held.
+func (r *Replica) Size() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.v.Size()
+}
+
+// Entry returns the canonical bytes of held entry seq.
+func (r *Replica) Entry(seq uint64) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.entryLocked(seq)
+}
+
+func (r *Replica) entryLocked(seq uint64) ([]byte, error) {
+	if seq >= uint64(len(r.offsets)) {
+		return nil, fmt.Errorf("%w: entry %d of the replica of %s (holds %d)", ErrNotFound, seq, r.origin, len(r.offsets))
+	}
+	var fh [frameHeaderSize]byte
+	if _, err := r.f.ReadAt(fh[:], r.offsets[seq]); err != nil {
+		return nil, fmt.Errorf("ledger: read replica %s entry %d: %w", r.path, seq, err)
+	}
+	n := int(uint32(fh[0])<<24 | uint32(fh[1])<<16 | uint32(fh[2])<<8 | uint32(fh[3]))
+	if n <= 0 || n > MaxEntrySize {
+		return nil, fmt.Errorf("%w: replica %s entry %d: length %d", ErrCorrupt, r.path, seq, n)
+	}
+	data := make([]byte, n)
+	if _, err := r.f.ReadAt(data, r.offsets[seq]+frameHeaderSize); err != nil {
+		return nil, fmt.Errorf("ledger: read replica %s entry %d: %w", r.path, seq, err)
+	}
+	return data, nil
+}
+
+// Sync fetches the entries of src beyond those held, up to cp.Size, verifies
+// them chained to the held ones, checks the tree against cp (a checkpoint
+// of src's origin, already verified) and stores them durably.
+func (r *Replica) Sync(ctx context.Context, src Source, cp *Checkpoint) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cp.Origin != r.origin || src.Origin() != r.origin {
+		return fmt.Errorf("ledger: replica of %s offered %s", r.origin, cp.Origin)
+	}
+	// A failed sync leaves the replica as it was.
+	v := r.v
+	m := v.mark()
+	ok := false
+	defer func() {
+		if !ok {
+			v.rollback(m)
+		}
+	}()
+	var fetched [][]byte
+	for v.Size() < cp.Size {
+		es, err := src.Entries(ctx, v.Size(), int(min(cp.Size-v.Size(), MaxEntriesPerResponse)))
+		if err != nil {
+			return fmt.Errorf("ledger: replicate %s from %d: %w", r.origin, v.Size(), err)
+		}
+		if uint64(len(es)) > cp.Size-v.Size() {
+			es = es[:cp.Size-v.Size()]
+		}
+		if err := v.Add(ctx, es); err != nil {
+			return fmt.Errorf("ledger: replicate %s: %w", r.origin, err)
+		}
+		fetched = append(fetched, es...)
+	}
+	if _, err := v.Finish(cp); err != nil {
+		return fmt.Errorf("ledger: replicate %s: %w", r.origin, err)
+	}
+	if len(fetched) == 0 {
+		ok = true
+		return nil
+	}
+	var buf []byte
+	offs := make([]int64, 0, len(fetched))
+	off := r.end
+	for _, e := range fetched {
+		offs = append(offs, off)
+		before := len(buf)
+		buf = appendFrame(buf, e)
+		off += int64(len(buf) - before)
+	}
+	if _, err := r.f.WriteAt(buf, r.end); err != nil {
+		return fmt.Errorf("ledger: write replica %s: %w", r.path, err)
+	}
+	if err := unix.Fdatasync(int(r.f.Fd())); err != nil {
+		return fmt.Errorf("ledger: sync replica %s: %w", r.path, err)
+	}
+	ok = true
+	r.offsets = append(r.offsets, offs...)
+	r.end = off
+	return nil
+}
+
+// FirstConflict compares entries (the verified canonical bytes of entries
+// from, from+1, ... of the same origin) with the held ones and returns the
+// first pair that differs at one seq, as entry-fork evidence, or nil.
+func (r *Replica) FirstConflict(from uint64, entries [][]byte) (*Evidence, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range entries {
+		seq := from + uint64(i)
+		if seq >= uint64(len(r.offsets)) {
+			return nil, nil
+		}
+		held, err := r.entryLocked(seq)
+		if err != nil {
+			return nil, err
+		}
+		if string(held) != string(e) {
+			return NewEntryFork(held, e)
+		}
+	}
+	return nil, nil
+}
+
+// Close closes the replica's file.
+func (r *Replica) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Close()
+}

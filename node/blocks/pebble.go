@@ -1,0 +1,38 @@
+package blocks
+
+import (
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// PebbleOptions returns pebble options suited to a datastore that holds
+// blocks (values of up to 2 MiB, mostly 256 KiB): values of 4 KiB and more
+// are kept in blob files that compactions do not rewrite, which cuts write
+// amplification for payloads several-fold, and the memtable is large
+// enough to absorb a few hundred MiB in flight. Pass it to go-ds-pebble
+// with pebbleds.WithPebbleOpts when opening the node's store. Each call
+// returns a fresh value.
+func PebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		FormatMajorVersion:          pebble.FormatValueSeparation,
+		MemTableSize:                16 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       8,
+		L0StopWritesThreshold:       32,
+		BytesPerSync:                4 << 20,
+	}
+	// Payloads are mostly compressed or random bytes: compressing them
+	// costs CPU for nothing.
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           4 << 10,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
+	}
+	return o
+}

@@ -1,0 +1,726 @@
+package node
+
+import (
+	"archive/tar"
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/local"
+	"github.com/shoalnet/shoal/jobs/sandbox"
+	"github.com/shoalnet/shoal/node/blocks"
+	"github.com/shoalnet/shoal/node/client"
+)
+
+// maxPayloadUpload bounds one upload to POST /v1/jobs/payloads.
+const maxPayloadUpload = 4 << 30
+
+// jobService runs jobs submitted to this node's API on this node, in a
+// pool of sandbox workers started on the first job. It keeps every job's
+// record in the datastore under /jobs, so a restarted node shows past jobs
+// and runs again those it had not finished.
+type jobService struct {
+	n      *Node
+	log    *slog.Logger
+	ds     datastore.Batching
+	dir    string          // REPO/jobs
+	ctx    context.Context // canceled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running jobs
+
+	poolMu sync.Mutex // guards pool and runner
+	pool   *sandbox.Pool
+	runner *local.Runner
+
+	mu      sync.Mutex             // guards recs, changed
+	recs    map[cid.Cid]*jobRecord // every known job
+	changed chan struct{}          // closed and replaced on every change
+
+	runs     *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+// jobBlocks is what the job service needs of the blocks service.
+type jobBlocks interface {
+	jobs.Blocks
+	Open(ctx context.Context, c cid.Cid) (io.ReadCloser, uint64, error)
+	Pin(ctx context.Context, c cid.Cid) error
+}
+
+// A jobRecord is one job as this node knows it.
+type jobRecord struct {
+	info   client.JobInfo
+	spec   *jobs.SignedSpec
+	result *jobs.SignedResult
+	cancel context.CancelFunc // nil unless running
+}
+
+// storedJob is a jobRecord in the datastore: the signed spec and result
+// keep their canonical bytes; the info is a cache of what they say.
+type storedJob struct {
+	Info   client.JobInfo `json:"info"`
+	Spec   []byte         `json:"spec"`
+	Result []byte         `json:"result,omitempty"`
+}
+
+func (n *Node) startJobs(ctx context.Context) error {
+	s := &jobService{
+		n:       n,
+		log:     n.log.With("subsystem", "jobs"),
+		ds:      n.Namespace("jobs"),
+		dir:     filepath.Join(n.repo, "jobs"),
+		recs:    map[cid.Cid]*jobRecord{},
+		changed: make(chan struct{}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_jobs_local_total", Help: "Jobs run on this node, by final state.",
+		}, []string{"state"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shoal_jobs_local_seconds", Help: "Submit-to-result time of jobs run on this node.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 16),
+		}),
+	}
+	s.ctx, s.cancel = context.WithCancel(n.ctx)
+	if err := n.metrics.Register(s.runs); err != nil {
+		return fmt.Errorf("jobs metrics: %w", err)
+	}
+	if err := n.metrics.Register(s.duration); err != nil {
+		return fmt.Errorf("jobs metrics: %w", err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", s.dir, err)
+	}
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	n.jobs = s
+	n.jobsNet.exec = s
+	n.onClose("jobs", s.close)
+	return nil
+}
+
+// blocks returns the node's blocks service. The jobs area may start before
+// it; it is only used once a job runs or a request comes in.
+func (s *jobService) blocks() jobBlocks { return s.n.blocks }
+
+var _ jobBlocks = (*blocks.Service)(nil)
+
+// Execute runs spec on this node's sandbox pool, starting the pool on
+// first use; it is the executor the network's workers call.
+func (s *jobService) Execute(ctx context.Context, spec *jobs.SignedSpec, progress func(jobs.State)) (*jobs.SignedResult, error) {
+	r, err := s.getRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Execute(ctx, spec, progress)
+}
+
+var _ jobs.Executor = (*jobService)(nil)
+
+// close stops the running jobs (they stay queued in the store and run
+// again on the next start) and the sandbox pool.
+func (s *jobService) close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if s.pool != nil {
+		return s.pool.Close()
+	}
+	return nil
+}
+
+// load reads the stored jobs and restarts the unfinished ones.
+func (s *jobService) load(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, query.Query{})
+	if err != nil {
+		return fmt.Errorf("read stored jobs: %w", err)
+	}
+	defer res.Close()
+	var pending []*jobRecord
+	for e := range res.Next() {
+		if e.Error != nil {
+			return fmt.Errorf("read stored jobs: %w", e.Error)
+		}
+		var st storedJob
+		if err := json.Unmarshal(e.Value, &st); err != nil {
+			s.log.Warn("skipping unreadable stored job", "key", e.Key, "err", err)
+			continue
+		}
+		spec, err := jobs.DecodeSignedSpec(st.Spec)
+		if err != nil {
+			s.log.Warn("skipping stored job with a bad spec", "key", e.Key, "err", err)
+			continue
+		}
+		rec := &jobRecord{info: st.Info, spec: spec}
+		if st.Result != nil {
+			if rec.result, err = jobs.DecodeSignedResult(st.Result); err != nil {
+				s.log.Warn("stored job has a bad result; running it again", "job", spec.ID, "err", err)
+				rec.result = nil
+				rec.info.State = string(jobs.StateQueued)
+			}
+		}
+		s.recs[spec.ID] = rec
+		if st, _ := jobs.ParseState(rec.info.State); !st.Terminal() {
+			rec.info.State = string(jobs.StateQueued)
+			pending = append(pending, rec)
+		}
+	}
+	for _, rec := range pending {
+		s.log.Info("resuming job", "job", rec.spec.ID)
+		s.start(rec)
+	}
+	return nil
+}
+
+// getRunner returns the local job runner, starting the sandbox pool on
+// first use.
+func (s *jobService) getRunner(ctx context.Context) (*local.Runner, error) {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if s.runner != nil {
+		return s.runner, nil
+	}
+	if sandbox.IsWorker() {
+		// A process started as a worker that did not dispatch to
+		// RunWorker must not start workers of its own.
+		return nil, fmt.Errorf("this process was started as a sandbox worker (%s=1); its main must call sandbox.RunWorker first", sandbox.WorkerEnv)
+	}
+	if s.n.blocks == nil {
+		return nil, errors.New("the node is still starting (no blocks service yet); try again in a moment")
+	}
+	slots := s.n.cfg.Jobs.Slots
+	if slots == 0 {
+		return nil, errors.New("this node runs no jobs (jobs.slots = 0 in config.toml); set jobs.slots to 1 or more and restart it")
+	}
+	scratch := filepath.Join(s.dir, "workers")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", scratch, err)
+	}
+	modules, jobScratch, err := local.Layout(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	// Workers may read exported modules and write job scratch dirs (and
+	// the compilation cache); Landlock keeps them from the key and the
+	// rest of the repo where the kernel offers it.
+	pool, err := sandbox.NewPool(ctx, sandbox.Config{
+		Slots:     slots,
+		Dir:       scratch,
+		CacheDir:  filepath.Join(s.n.repo, "cache", "wasm"),
+		ReadDirs:  []string{modules},
+		WriteDirs: []string{jobScratch},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %d sandbox workers: %w", slots, err)
+	}
+	r, err := local.New(local.Config{Sandbox: pool, Blocks: s.blocks(), Key: s.n.key, Dir: s.dir})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.pool, s.runner = pool, r
+	s.log.Info("sandbox workers started", "slots", slots, "landlock", pool.Stats().Confined)
+	return r, nil
+}
+
+// update changes rec under s.mu, bumps its version, persists it and wakes
+// waiters.
+func (s *jobService) update(rec *jobRecord, fn func(info *client.JobInfo)) {
+	s.mu.Lock()
+	fn(&rec.info)
+	rec.info.Version++
+	rec.info.Updated = time.Now().UTC().Format(time.RFC3339Nano)
+	st := storedJob{Info: rec.info, Spec: nil}
+	if b, err := rec.spec.Encode(); err == nil {
+		st.Spec = b
+	}
+	if rec.result != nil {
+		if b, err := rec.result.Encode(); err == nil {
+			st.Result = b
+		}
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	b, err := json.Marshal(st)
+	if err == nil {
+		err = s.ds.Put(context.Background(), datastore.NewKey(rec.spec.ID.String()), b)
+	}
+	if err != nil {
+		s.log.Error("cannot store job state", "job", rec.spec.ID, "err", err)
+	}
+}
+
+// submit builds, signs and starts the job of req.
+func (s *jobService) submit(req *client.JobRequest) (*jobRecord, error) {
+	comp := jobs.Computation{Runtime: jobs.RuntimeWASIP1, Args: req.Args, Env: req.Env, Inputs: map[string]cid.Cid{}}
+	var err error
+	if comp.Module, err = cid.Decode(req.Module); err != nil {
+		return nil, fmt.Errorf("module %q is not a CID: %w", req.Module, err)
+	}
+	for name, v := range req.Inputs {
+		if comp.Inputs[name], err = cid.Decode(v); err != nil {
+			return nil, fmt.Errorf("input %s: %q is not a CID: %w", name, v, err)
+		}
+	}
+	env, err := jobs.NewEnvelope(s.n.id, comp, crand.Reader, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if req.TimeoutMS > 0 {
+		env.Limits.WallTime = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	for _, l := range []struct {
+		v   uint64
+		dst *uint64
+	}{{req.Memory, &env.Limits.Memory}, {req.Stdout, &env.Limits.Stdout}, {req.Stderr, &env.Limits.Stderr}, {req.Outputs, &env.Limits.Outputs}} {
+		if l.v > 0 {
+			*l.dst = l.v
+		}
+	}
+	if err := setReplicas(env, req.Replicas, req.Quorum); err != nil { // see jobs_net.go
+		return nil, err
+	}
+	for k, v := range req.Constraints {
+		env.Constraints[k] = v
+	}
+	spec, err := jobs.SignSpec(s.n.key, env)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	rec := &jobRecord{spec: spec, info: client.JobInfo{
+		Job:         spec.ID.String(),
+		State:       string(jobs.StateQueued),
+		Computation: spec.CompCID.String(),
+		Module:      comp.Module.String(),
+		Args:        append([]string{}, comp.Args...),
+		Submitter:   s.n.id.String(),
+		Created:     now,
+		Results:     []client.JobResult{},
+	}}
+	s.mu.Lock()
+	s.recs[spec.ID] = rec
+	s.mu.Unlock()
+	s.start(rec)
+	return rec, nil
+}
+
+// start runs rec in the background.
+func (s *jobService) start(rec *jobRecord) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.mu.Lock()
+	rec.cancel = cancel
+	s.mu.Unlock()
+	s.update(rec, func(i *client.JobInfo) {
+		i.State = string(jobs.StateQueued)
+		i.Blocker = "waiting for a free job slot"
+	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		s.run(ctx, rec)
+	}()
+}
+
+func (s *jobService) run(ctx context.Context, rec *jobRecord) {
+	if s.runNet(ctx, rec) { // across the network, see jobs_net.go
+		return
+	}
+	t0 := time.Now()
+	id := rec.spec.ID
+	fail := func(f jobs.Failure, err error) {
+		s.log.Warn("job failed", "job", id, "err", err)
+		s.runs.WithLabelValues(string(jobs.StateFailed)).Inc()
+		s.update(rec, func(i *client.JobInfo) {
+			i.State, i.Blocker, i.Failure, i.Reason = string(jobs.StateFailed), "", string(f), err.Error()
+		})
+	}
+	runner, err := s.getRunner(ctx)
+	if err != nil {
+		fail(jobs.FailureInternal, err)
+		return
+	}
+	res, err := runner.Execute(ctx, rec.spec, func(st jobs.State) {
+		s.update(rec, func(i *client.JobInfo) { i.State, i.Blocker = string(st), "" })
+	})
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return // node closing: the job stays unfinished in the store and resumes on start
+		}
+		if ctx.Err() != nil {
+			s.runs.WithLabelValues(string(jobs.StateCancelled)).Inc()
+			s.update(rec, func(i *client.JobInfo) { i.State, i.Blocker = string(jobs.StateCancelled), "" })
+			return
+		}
+		fail(jobs.FailureInternal, err)
+		return
+	}
+	r := res.Result
+	for _, c := range []cid.Cid{r.Stdout, r.Stderr, r.Outputs} {
+		if err := s.blocks().Pin(s.ctx, c); err != nil {
+			s.log.Warn("cannot pin job result", "job", id, "cid", c, "err", err)
+		}
+	}
+	state := jobs.StateDone
+	if !r.OK() {
+		state = jobs.StateFailed
+	}
+	s.runs.WithLabelValues(string(state)).Inc()
+	s.duration.Observe(time.Since(t0).Seconds())
+	s.mu.Lock()
+	rec.result = res
+	s.mu.Unlock()
+	s.update(rec, func(i *client.JobInfo) {
+		code := r.ExitCode
+		i.State, i.Blocker = string(state), ""
+		i.ExitCode = &code
+		i.Failure, i.Reason = string(r.Failure), r.Reason
+		i.Stdout, i.Stderr, i.Outputs = r.Stdout.String(), r.Stderr.String(), r.Outputs.String()
+		i.Results = []client.JobResult{resultInfo(res)}
+	})
+	s.log.Debug("job finished", "job", id, "state", state, "exit", r.ExitCode, "took", time.Since(t0))
+}
+
+func resultInfo(res *jobs.SignedResult) client.JobResult {
+	r := res.Result
+	return client.JobResult{
+		Worker: r.Worker.String(), Result: res.CID.String(), ExitCode: r.ExitCode,
+		Failure: string(r.Failure), Reason: r.Reason,
+		Stdout: r.Stdout.String(), Stderr: r.Stderr.String(), Outputs: r.Outputs.String(),
+		WallMS: float64(r.WallTime.Microseconds()) / 1000, PeakMemory: r.PeakMemory,
+	}
+}
+
+// lookup returns the record of the job named by the {id} path value.
+func (s *jobService) lookup(w http.ResponseWriter, r *http.Request) (*jobRecord, bool) {
+	id, err := cid.Decode(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%q is not a job ID (a CID such as bafyrei...)", r.PathValue("id")))
+		return nil, false
+	}
+	s.mu.Lock()
+	rec, ok := s.recs[id]
+	s.mu.Unlock()
+	if !ok {
+		if rec := s.netRecord(r.Context(), id); rec != nil { // announced by its submitter, see jobs_net.go
+			return rec, true
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("no job %s on this node; list the known ones with: shoal job list", id))
+		return nil, false
+	}
+	return rec, true
+}
+
+func (s *jobService) snapshot(rec *jobRecord) client.JobInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rec.info
+}
+
+func (n *Node) registerJobsRoutes(mux *http.ServeMux) {
+	s := n.jobs
+	if s == nil {
+		return
+	}
+	mux.HandleFunc("POST /v1/jobs", s.handleSubmit)
+	mux.HandleFunc("GET /v1/jobs", s.handleList)
+	mux.HandleFunc("GET /v1/jobs/{id}", s.handleGet)
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleCancel)
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", s.handleLogs)
+	mux.HandleFunc("GET /v1/jobs/{id}/outputs", s.handleOutputs)
+	mux.HandleFunc("POST /v1/jobs/payloads", s.handleUpload)
+}
+
+func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var req client.JobRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	rec, err := s.submit(&req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, s.snapshot(rec))
+}
+
+func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	list := make([]client.JobInfo, 0, len(s.recs))
+	for _, rec := range s.recs {
+		list = append(list, rec.info)
+	}
+	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+	writeJSON(w, http.StatusOK, list)
+}
+
+// handleGet answers at once, or with ?after=V&wait=D once the job's
+// version passes V, it ends, or D (at most 60 s) passes.
+func (s *jobService) handleGet(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("wait") == "" {
+		writeJSON(w, http.StatusOK, s.snapshot(rec))
+		return
+	}
+	wait, err := time.ParseDuration(q.Get("wait"))
+	if err != nil || wait < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("wait=%q is not a duration such as 30s", q.Get("wait")))
+		return
+	}
+	var after int64
+	if _, err := fmt.Sscan(q.Get("after"), &after); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("after=%q is not a version number", q.Get("after")))
+		return
+	}
+	timer := time.NewTimer(min(wait, time.Minute))
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		info, ch := rec.info, s.changed
+		s.mu.Unlock()
+		st, _ := jobs.ParseState(info.State)
+		if info.Version > after || st.Terminal() {
+			writeJSON(w, http.StatusOK, info)
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			writeJSON(w, http.StatusOK, info)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *jobService) handleCancel(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	cancel := rec.cancel
+	st, _ := jobs.ParseState(rec.info.State)
+	s.mu.Unlock()
+	if st.Terminal() || cancel == nil {
+		writeError(w, http.StatusConflict, fmt.Errorf("job %s has already ended (%s)", rec.spec.ID, st))
+		return
+	}
+	cancel()
+	// Wait briefly for the runner to record the cancellation.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := jobs.ParseState(s.snapshot(rec).State); st.Terminal() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	writeJSON(w, http.StatusOK, s.snapshot(rec))
+}
+
+func (s *jobService) handleLogs(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	info := s.snapshot(rec)
+	var c string
+	switch stream := r.URL.Query().Get("stream"); stream {
+	case "", "stdout":
+		c = info.Stdout
+	case "stderr":
+		c = info.Stderr
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("stream=%q: want stdout or stderr", stream))
+		return
+	}
+	if c == "" {
+		writeError(w, http.StatusConflict, fmt.Errorf("job %s has no logs yet (state %s); wait for it with: shoal job status %s", info.Job, info.State, info.Job))
+		return
+	}
+	s.streamFile(w, r, c)
+}
+
+func (s *jobService) streamFile(w http.ResponseWriter, r *http.Request, cs string) {
+	c, err := cid.Decode(cs)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	rc, _, err := s.blocks().Open(r.Context(), c)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("open %s: %w", c, err))
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	io.Copy(w, rc)
+}
+
+// handleOutputs streams the job's /outputs directory as a tar archive.
+func (s *jobService) handleOutputs(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	info := s.snapshot(rec)
+	c, err := cid.Decode(info.Outputs)
+	if err != nil {
+		writeError(w, http.StatusConflict, fmt.Errorf("job %s has no outputs yet (state %s)", info.Job, info.State))
+		return
+	}
+	tmp, err := os.MkdirTemp(s.dir, "export-")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	defer os.RemoveAll(tmp)
+	dst := filepath.Join(tmp, "outputs")
+	if err := s.blocks().ExportPath(r.Context(), c, dst); err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("export outputs %s: %w", c, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	tw := tar.NewWriter(w)
+	err = filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dst, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o755})
+		case fi.Mode().IsRegular():
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Mode: 0o644, Size: fi.Size()}); err != nil {
+				return err
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.CopyN(tw, f, fi.Size())
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err != nil {
+		s.log.Debug("outputs stream ended early", "job", info.Job, "err", err)
+	}
+}
+
+// handleUpload stores a module or input: a raw file, or a tar stream of a
+// directory (Content-Type application/x-tar), and answers {"cid": ...}.
+func (s *jobService) handleUpload(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, maxPayloadUpload)
+	if r.Header.Get("Content-Type") != "application/x-tar" {
+		c, _, err := s.blocks().AddReader(r.Context(), body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("store upload: %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"cid": c.String()})
+		return
+	}
+	tmp, err := os.MkdirTemp(s.dir, "upload-")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	defer os.RemoveAll(tmp)
+	root := filepath.Join(tmp, "dir")
+	if err := untar(body, root); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("upload is not a tar of files and directories: %w", err))
+		return
+	}
+	c, _, err := s.blocks().AddPath(r.Context(), root)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("store upload: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"cid": c.String()})
+}
+
+// untar writes the regular files and directories of r under dir, refusing
+// links and paths that leave dir.
+func untar(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(filepath.FromSlash(h.Name))
+		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) {
+			return fmt.Errorf("unsafe path %q", h.Name)
+		}
+		dst := filepath.Join(dir, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%q has type %c; only files and directories are allowed", h.Name, h.Typeflag)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoalnet/shoal/examples"
+	"github.com/shoalnet/shoal/jobs/sandbox"
+	"github.com/shoalnet/shoal/node/client"
+)
+
+// TestMain lets the test binary act as the sandbox worker the job service
+// starts (it runs os.Executable()).
+func TestMain(m *testing.M) {
+	if sandbox.IsWorker() {
+		os.Exit(sandbox.RunWorker())
+	}
+	code := m.Run()
+	if wasmDir != "" {
+		os.RemoveAll(wasmDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	wasmOnce sync.Once
+	wasmDir  string
+	wasmErr  error
+)
+
+// helloWasm builds the hello example once per test binary run.
+func helloWasm(t *testing.T) []byte {
+	t.Helper()
+	b, err := buildHello()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitJob(t *testing.T, c *client.Client, id string) client.JobInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	j, err := c.Job(ctx, id)
+	for err == nil && !j.Terminal() {
+		j, err = c.WaitJob(ctx, id, j.Version, 10*time.Second)
+	}
+	if err != nil {
+		t.Fatalf("wait for job %s: %v", id, err)
+	}
+	return j
+}
+
+func TestJobRunLocal(t *testing.T) {
+	dir := testRepo(t, func(c *Config) { c.Jobs.Slots = 1 })
+	n := startNode(t, dir)
+	c, err := client.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mod, err := c.UploadJobPayload(ctx, bytes.NewReader(helloWasm(t)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.SubmitJob(ctx, client.JobRequest{Module: mod, Args: []string{"node"}, TimeoutMS: 60_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = waitJob(t, c, j.Job)
+	if j.State != "done" || j.ExitCode == nil || *j.ExitCode != 0 || len(j.Results) != 1 || j.Results[0].Worker != n.PeerID().String() {
+		t.Fatalf("job = %+v", j)
+	}
+	rc, err := c.JobLog(ctx, j.Job, "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(out) != "hello from shoal\narg 1: node\n" {
+		t.Fatalf("stdout = %q", out)
+	}
+	tr, err := c.JobOutputs(ctx, j.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, tr)
+	tr.Close()
+
+	// A bad module fails the job with a reason; the node keeps serving.
+	bad, err := c.UploadJobPayload(ctx, strings.NewReader("not wasm"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := c.SubmitJob(ctx, client.JobRequest{Module: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb = waitJob(t, c, jb.Job)
+	if jb.State != "failed" || jb.Failure != "invalid_module" || jb.Reason == "" {
+		t.Fatalf("bad module job = %+v", jb)
+	}
+	list, err := c.Jobs(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Jobs = %d jobs, %v", len(list), err)
+	}
+	if _, err := c.SubmitJob(ctx, client.JobRequest{Module: "not-a-cid"}); err == nil {
+		t.Fatal("SubmitJob with a bad CID succeeded")
+	}
+
+	// The records survive a restart.
+	n.Close()
+	startNode(t, dir)
+	c2, err := client.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c2.Job(ctx, j.Job)
+	if err != nil || again.State != "done" {
+		t.Fatalf("after restart: %+v, %v", again, err)
+	}
+}
+
+// BenchmarkJobHelloLocal measures a hello job submitted through the API and
+// run on this node, from submit to a finished result, with the module
+// compiled and warm. It reports p50 and p99.
+func BenchmarkJobHelloLocal(b *testing.B) {
+	dir := benchRepo(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n, err := New(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	c, err := client.New(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, err := buildHello()
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := c.UploadJobPayload(ctx, bytes.NewReader(code), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runOne := func() time.Duration {
+		t0 := time.Now()
+		j, err := c.SubmitJob(ctx, client.JobRequest{Module: mod, Args: []string{"bench"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for !j.Terminal() {
+			if j, err = c.WaitJob(ctx, j.Job, j.Version, 30*time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if j.State != "done" {
+			b.Fatalf("job %+v", j)
+		}
+		return time.Since(t0)
+	}
+	runOne() // compile
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, runOne())
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 {
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+func benchRepo(b *testing.B) string {
+	dir := filepath.Join(b.TempDir(), "repo")
+	cfg := DefaultConfig()
+	cfg.Network.Name = "bench"
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.API.Address = "127.0.0.1:0"
+	cfg.Jobs.Slots = 1
+	if err := Init(dir, cfg, nil); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+func buildHello() ([]byte, error) {
+	wasmOnce.Do(func() {
+		wasmDir, wasmErr = os.MkdirTemp("", "shoal-node-wasm-")
+		if wasmErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_, wasmErr = examples.Build(ctx, wasmDir, "hello", false)
+	})
+	if wasmErr != nil {
+		return nil, wasmErr
+	}
+	return os.ReadFile(filepath.Join(wasmDir, "hello.wasm"))
+}

@@ -1,0 +1,456 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/ledger"
+	"github.com/shoalnet/shoal/node/client"
+)
+
+// LedgerDirName is the ledger's directory inside a repo: the log's entry
+// file, and witness/ with the checkpoints and evidence held about peers.
+const LedgerDirName = "ledger"
+
+// Ledger timing: how often the node looks for new entries to announce, and
+// how often it re-announces an unchanged checkpoint for peers that joined.
+const (
+	ledgerAnnounceCheck = time.Second
+	ledgerAnnounceEvery = 30 * time.Second
+	ledgerPeerTimeout   = 2 * time.Minute
+)
+
+// ledgerArea is the node's ledger: its own log, the stream server, the
+// witness of its peers' logs and the checkpoint gossip.
+type ledgerArea struct {
+	log     *ledger.Log
+	witness *ledger.Witness
+	gossip  *ledger.Gossip
+	logger  *slog.Logger
+
+	mu       sync.Mutex
+	watching map[peer.ID]bool // guarded by mu: peers with an Observe in flight
+	received map[cid.Cid]bool // guarded by mu: evidence that arrived by gossip
+	wg       sync.WaitGroup
+}
+
+// startLedger opens the log in REPO/ledger with the node key, serves it on
+// /shoal/ledger/1.0.0, joins the ledger gossip topic, witnesses the
+// checkpoints peers gossip and announces the node's own.
+func (n *Node) startLedger(ctx context.Context) error {
+	dir := filepath.Join(n.repo, LedgerDirName)
+	l, err := ledger.Open(ctx, dir, n.key, n.cfg.Network.Name, ledger.Options{})
+	if err != nil {
+		return fmt.Errorf("open ledger (if it names a corrupt entry, restore %s from a backup): %w", dir, err)
+	}
+	n.onClose("ledger log", l.Close)
+	w, err := ledger.OpenWitness(filepath.Join(dir, "witness"), n.cfg.Network.Name)
+	if err != nil {
+		return err
+	}
+	n.onClose("ledger witness", w.Close)
+	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, received: map[cid.Cid]bool{}}
+	n.ledger = a
+	w.OnEvidence(func(ev *ledger.Evidence) { n.ledgerNewEvidence(a, ev) })
+	n.host.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(l).Handle)
+	n.onClose("ledger protocol", func() error { n.host.RemoveStreamHandler(ledger.ProtocolID); return nil })
+	g, err := ledger.JoinGossip(n.ps, n.cfg.Network.Name)
+	if err != nil {
+		return err
+	}
+	a.gossip = g
+	n.onClose("ledger gossip", func() error {
+		err := g.Close()
+		a.wg.Wait()
+		if n.ctx.Err() != nil {
+			// Close cancels the pubsub router first; leaving its topics
+			// then fails with that cancellation, which is no fault.
+			return nil
+		}
+		return err
+	})
+	a.wg.Add(2)
+	go n.ledgerAnnounce(a)
+	go n.ledgerListen(a)
+	return nil
+}
+
+// Ledger returns the node's own log. Its Record method is the recorder the
+// jobs subsystem is handed.
+func (n *Node) Ledger() *ledger.Log { return n.ledger.log }
+
+// LedgerConvicted reports whether the node holds fork evidence against p;
+// such a peer must not be chosen as a worker.
+func (n *Node) LedgerConvicted(p peer.ID) bool { return n.ledger.witness.Convicted(p) }
+
+// ledgerAnnounce publishes the node's checkpoint when the log has grown,
+// and at least every ledgerAnnounceEvery. Only durable entries are ever
+// covered: a Log's checkpoint never covers more.
+func (n *Node) ledgerAnnounce(a *ledgerArea) {
+	defer a.wg.Done()
+	t := time.NewTicker(ledgerAnnounceCheck)
+	defer t.Stop()
+	var last uint64
+	var lastAt time.Time
+	for {
+		size := a.log.Size()
+		if size > 0 && (size != last || time.Since(lastAt) >= ledgerAnnounceEvery) {
+			cp, err := a.log.Checkpoint()
+			if err == nil {
+				err = a.gossip.PublishCheckpoint(n.ctx, cp)
+			}
+			if err != nil {
+				if n.ctx.Err() != nil {
+					return
+				}
+				a.logger.Warn("announce ledger checkpoint", "err", err)
+			} else {
+				last, lastAt = size, time.Now()
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ledgerListen witnesses gossiped checkpoints and stores gossiped evidence.
+func (n *Node) ledgerListen(a *ledgerArea) {
+	defer a.wg.Done()
+	for {
+		m, err := a.gossip.Next(n.ctx)
+		if err != nil {
+			return
+		}
+		switch {
+		case m.Checkpoint != nil:
+			_, id, _ := m.Checkpoint.Origin.Parse()
+			a.mu.Lock()
+			busy := a.watching[id]
+			a.watching[id] = true
+			a.mu.Unlock()
+			if busy {
+				continue // the next announcement will be looked at
+			}
+			a.wg.Add(1)
+			go func(cp *ledger.Checkpoint) {
+				defer a.wg.Done()
+				defer func() { a.mu.Lock(); delete(a.watching, id); a.mu.Unlock() }()
+				ctx, cancel := context.WithTimeout(n.ctx, ledgerPeerTimeout)
+				defer cancel()
+				// New evidence is recorded and gossiped by the OnEvidence hook.
+				if _, err := a.witness.Observe(ctx, cp, ledger.NewRemote(n.host, id, n.cfg.Network.Name)); err != nil {
+					a.logger.Debug("ledger checkpoint not accepted", "peer", id, "size", cp.Size, "err", err)
+				}
+			}(m.Checkpoint)
+		case m.Evidence != nil:
+			a.mu.Lock()
+			a.received[m.Evidence.CID()] = true
+			a.mu.Unlock()
+			if _, err := a.witness.AddEvidence(m.Evidence); err != nil {
+				a.logger.Error("store ledger evidence", "evidence", m.Evidence.CID(), "err", err)
+			}
+		}
+	}
+}
+
+// ledgerNewEvidence runs once per piece of evidence the witness stores: it
+// records the evidence in the node's own log and, unless it arrived by
+// gossip, gossips it.
+func (n *Node) ledgerNewEvidence(a *ledgerArea, ev *ledger.Evidence) {
+	a.mu.Lock()
+	received := a.received[ev.CID()]
+	a.mu.Unlock()
+	a.logger.Warn("ledger fork evidence", "offender", ev.Offender(), "kind", ev.Kind.String(), "evidence", ev.CID(), "by_gossip", received)
+	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+	defer cancel()
+	body := []byte(fmt.Sprintf(`{"evidence":%q,"kind":%q,"origin":%q}`, ev.CID(), ev.Kind.String(), ev.Origin))
+	if _, err := a.log.Append(ctx, ledger.KindEvidence, body); err != nil {
+		a.logger.Error("record ledger evidence", "evidence", ev.CID(), "err", err)
+	}
+	if !received {
+		if err := a.gossip.PublishEvidence(ctx, ev); err != nil {
+			a.logger.Warn("gossip ledger evidence", "evidence", ev.CID(), "err", err)
+		}
+	}
+}
+
+func (n *Node) registerLedgerRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/ledger/checkpoint", n.handleLedgerCheckpoint)
+	mux.HandleFunc("GET /v1/ledger/entries", n.handleLedgerEntries)
+	mux.HandleFunc("GET /v1/ledger/export", n.handleLedgerExport)
+	mux.HandleFunc("GET /v1/ledger/verify", n.handleLedgerVerify)
+	mux.HandleFunc("GET /v1/ledger/proof", n.handleLedgerProof)
+	mux.HandleFunc("GET /v1/ledger/evidence", n.handleLedgerEvidence)
+}
+
+// ledgerSource returns the source named by the request's peer parameter:
+// the node's own log when it is empty or the node's own ID.
+func (n *Node) ledgerSource(w http.ResponseWriter, r *http.Request) (ledger.Source, *ledger.Remote, bool) {
+	p := r.URL.Query().Get("peer")
+	if p == "" || p == n.id.String() {
+		return ledger.LocalSource(n.ledger.log), nil, true
+	}
+	id, err := peer.Decode(p)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("peer %q is not a peer ID (see: shoal peers): %w", p, err))
+		return nil, nil, false
+	}
+	rem := ledger.NewRemote(n.host, id, n.cfg.Network.Name)
+	return rem, rem, true
+}
+
+func queryUint(w http.ResponseWriter, r *http.Request, name string, def uint64) (uint64, bool) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, true
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s=%q is not a non-negative integer", name, s))
+		return 0, false
+	}
+	return v, true
+}
+
+// ledgerErrorStatus maps a ledger error to an HTTP status.
+func ledgerErrorStatus(err error) int {
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+func checkpointJSON(cp *ledger.Checkpoint) client.LedgerCheckpoint {
+	return client.LedgerCheckpoint{Origin: string(cp.Origin), Size: cp.Size, Root: cp.Hash.String(), Note: string(cp.Note)}
+}
+
+func (n *Node) handleLedgerCheckpoint(w http.ResponseWriter, r *http.Request) {
+	src, _, ok := n.ledgerSource(w, r)
+	if !ok {
+		return
+	}
+	cp, err := src.Checkpoint(r.Context())
+	if err != nil {
+		writeError(w, ledgerErrorStatus(err), fmt.Errorf("checkpoint of %s: %w", src.Origin(), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, checkpointJSON(cp))
+}
+
+func entryJSON(e *ledger.Entry) client.LedgerEntry {
+	le := client.LedgerEntry{Seq: e.Seq, CID: e.CID().String(), Time: e.Time.Format(time.RFC3339Nano), Kind: string(e.Kind), Body: e.Body}
+	if e.Prev.Defined() {
+		le.Prev = e.Prev.String()
+	}
+	return le
+}
+
+func (n *Node) handleLedgerEntries(w http.ResponseWriter, r *http.Request) {
+	src, _, ok := n.ledgerSource(w, r)
+	if !ok {
+		return
+	}
+	from, ok := queryUint(w, r, "from", 0)
+	if !ok {
+		return
+	}
+	limit, ok := queryUint(w, r, "limit", 100)
+	if !ok {
+		return
+	}
+	limit = min(max(limit, 1), ledger.MaxEntriesPerResponse)
+	out := []client.LedgerEntry{}
+	for uint64(len(out)) < limit {
+		raws, err := src.Entries(r.Context(), from+uint64(len(out)), int(limit)-len(out))
+		if errors.Is(err, ledger.ErrNotFound) {
+			if len(out) == 0 && from > 0 {
+				writeError(w, http.StatusNotFound, fmt.Errorf("%s has no entry %d: %w", src.Origin(), from, err))
+				return
+			}
+			break
+		}
+		if err != nil {
+			writeError(w, ledgerErrorStatus(err), fmt.Errorf("entries of %s: %w", src.Origin(), err))
+			return
+		}
+		for _, raw := range raws {
+			e, err := ledger.DecodeEntry(raw)
+			seq := from + uint64(len(out))
+			if err == nil && (e.Origin != src.Origin() || e.Seq != seq) {
+				err = fmt.Errorf("served entry %d of %s for entry %d", e.Seq, e.Origin, seq)
+			}
+			if err != nil {
+				writeError(w, http.StatusBadGateway, fmt.Errorf("entry %d of %s does not verify: %w", seq, src.Origin(), err))
+				return
+			}
+			out = append(out, entryJSON(e))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleLedgerExport(w http.ResponseWriter, r *http.Request) {
+	src, _, ok := n.ledgerSource(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	cp, err := src.Checkpoint(ctx)
+	if err != nil {
+		writeError(w, ledgerErrorStatus(err), fmt.Errorf("checkpoint of %s: %w", src.Origin(), err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// Entries are written as served, unverified: the export is for
+	// verification by `shoal ledger verify --file`.
+	xw := ledger.NewExportWriter(w, cp)
+	for next := uint64(0); next < cp.Size; {
+		raws, err := src.Entries(ctx, next, int(min(cp.Size-next, ledger.MaxEntriesPerResponse)))
+		if err != nil {
+			// Headers are sent; a cut export fails verification, naming the entry.
+			n.ledger.logger.Debug("ledger export cut", "origin", src.Origin(), "at", next, "err", err)
+			xw.Flush()
+			return
+		}
+		for _, raw := range raws {
+			if next == cp.Size {
+				break
+			}
+			xw.Write(raw)
+			next++
+		}
+	}
+	xw.Flush()
+}
+
+func (n *Node) handleLedgerVerify(w http.ResponseWriter, r *http.Request) {
+	src, rem, ok := n.ledgerSource(w, r)
+	if !ok {
+		return
+	}
+	rep := client.LedgerReport{Origin: string(src.Origin())}
+	var (
+		res *ledger.Report
+		ev  *ledger.Evidence
+		err error
+	)
+	if rem != nil {
+		res, ev, err = n.ledger.witness.Audit(r.Context(), rem)
+	} else {
+		var cp *ledger.Checkpoint
+		var v *ledger.Verifier
+		cp, v, err = ledger.Fetch(r.Context(), src, nil)
+		if err == nil {
+			res, err = v.Finish(cp)
+		}
+	}
+	var ve *ledger.VerifyError
+	switch {
+	case ev != nil:
+		rep.EvidenceCID = ev.CID().String()
+		rep.Reason = fmt.Sprintf("the log conflicts with what this node witnessed before: %s", ev)
+	case errors.As(err, &ve):
+		rep.Reason = ve.Reason
+		if ve.Seq >= 0 {
+			seq := ve.Seq
+			rep.BadSeq = &seq
+		}
+	case err != nil:
+		writeError(w, ledgerErrorStatus(err), fmt.Errorf("verify %s: %w", src.Origin(), err))
+		return
+	default:
+		rep.OK = true
+		rep.Entries, rep.CheckpointSize, rep.Root = res.Entries, res.CheckpointSize, res.Root.String()
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (n *Node) handleLedgerProof(w http.ResponseWriter, r *http.Request) {
+	src, rem, ok := n.ledgerSource(w, r)
+	if !ok {
+		return
+	}
+	if r.URL.Query().Get("seq") == "" {
+		writeError(w, http.StatusBadRequest, errors.New("give the entry's sequence number: ?seq=N"))
+		return
+	}
+	seq, ok := queryUint(w, r, "seq", 0)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	cp, err := src.Checkpoint(ctx)
+	if err != nil {
+		writeError(w, ledgerErrorStatus(err), fmt.Errorf("checkpoint of %s: %w", src.Origin(), err))
+		return
+	}
+	if seq >= cp.Size {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%s has %d entries in its newest checkpoint; entry %d is not in it", src.Origin(), cp.Size, seq))
+		return
+	}
+	var e *ledger.Entry
+	var proofHashes []string
+	var check error
+	if rem != nil {
+		ent, p, err := rem.ProveEntry(ctx, seq, cp.Size)
+		if err != nil {
+			writeError(w, ledgerErrorStatus(err), fmt.Errorf("proof of entry %d of %s: %w", seq, src.Origin(), err))
+			return
+		}
+		e = ent
+		check = ledger.CheckInclusion(p, cp.Size, cp.Hash, seq, e.Encoded())
+		for _, h := range p {
+			proofHashes = append(proofHashes, base64.StdEncoding.EncodeToString(h[:]))
+		}
+	} else {
+		l := n.ledger.log
+		p, err := l.ProveEntry(seq, cp.Size)
+		if err == nil {
+			e, err = l.Entry(seq)
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("proof of entry %d: %w", seq, err))
+			return
+		}
+		check = ledger.CheckInclusion(p, cp.Size, cp.Hash, seq, e.Encoded())
+		for _, h := range p {
+			proofHashes = append(proofHashes, base64.StdEncoding.EncodeToString(h[:]))
+		}
+	}
+	if check != nil {
+		writeError(w, http.StatusBadGateway, fmt.Errorf("the proof of entry %d served by %s does not verify: %w", seq, src.Origin(), check))
+		return
+	}
+	writeJSON(w, http.StatusOK, client.LedgerProof{
+		Origin: string(src.Origin()), Seq: seq, EntryCID: e.CID().String(), Kind: string(e.Kind),
+		TreeSize: cp.Size, Root: cp.Hash.String(), Proof: proofHashes, Checkpoint: string(cp.Note), Verified: true,
+	})
+}
+
+func (n *Node) handleLedgerEvidence(w http.ResponseWriter, r *http.Request) {
+	out := []client.LedgerEvidence{}
+	for _, ev := range n.ledger.witness.Evidence() {
+		out = append(out, client.LedgerEvidence{
+			CID: ev.CID().String(), Kind: ev.Kind.String(), Origin: string(ev.Origin),
+			Offender: ev.Offender().String(), Encoded: ev.Encoded(),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
