@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ type LogConfig struct {
 
 // JobsConfig is the [jobs] table.
 type JobsConfig struct {
-	Slots int `toml:"slots" comment:"How many jobs this node runs at once for the network (0 offers none). Default 2."`
+	Slots int `toml:"slots" comment:"How many jobs this node runs at once for the network (0 offers none). Default: the number of CPU cores when the repo was made."`
 	// Labels are key=value strings published in the node's capacity advert.
 	Labels []string `toml:"labels" comment:"Labels published in this node's capacity advert, each \"key=value\" (at most 16; keys of letters, digits, '.', '_', '-', '/'; values without spaces). Example: [\"region=eu\"]. Default: none."`
 }
@@ -108,7 +109,7 @@ var LoopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic
 
 // DefaultConfig returns the config of a new node for real use:
 // network "shoal", no bootstrap peers, listen on TCP and QUIC port 4001 of
-// every interface, API on 127.0.0.1:5080, 2 job slots, log level info.
+// every interface, API on 127.0.0.1:5080, one job slot per CPU core, log level info.
 func DefaultConfig() Config {
 	return Config{
 		Network: NetworkConfig{
@@ -124,7 +125,7 @@ func DefaultConfig() Config {
 		},
 		API:    APIConfig{Address: "127.0.0.1:5080"},
 		Log:    LogConfig{Level: "info"},
-		Jobs:   JobsConfig{Slots: 2, Labels: []string{}},
+		Jobs:   JobsConfig{Slots: runtime.NumCPU(), Labels: []string{}},
 		Blocks: DefaultBlocksConfig(),
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,7 @@ func TestDefaultConfigValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
-	if cfg.API.Address != "127.0.0.1:5080" || cfg.Network.Name != "shoal" || cfg.Jobs.Slots != 2 {
+	if cfg.API.Address != "127.0.0.1:5080" || cfg.Network.Name != "shoal" || cfg.Jobs.Slots != runtime.NumCPU() {
 		t.Errorf("DefaultConfig() = %+v; want api 127.0.0.1:5080, network shoal, 2 slots", cfg)
 	}
 	if !reflect.DeepEqual(cfg.P2P.Listen, DefaultListen) {

@@ -22,6 +22,7 @@ func newDaemonCmd(rf *rootFlags) *cobra.Command {
 		bootstrap []string
 		network   string
 		logLevel  string
+		slots     int
 		logJSON   bool
 	)
 	cmd := &cobra.Command{
@@ -57,6 +58,9 @@ for this run only. Logs go to stderr.`,
 			}
 			if fl.Changed("network") {
 				cfg.Network.Name = network
+			}
+			if fl.Changed("slots") {
+				cfg.Jobs.Slots = slots
 			}
 			if fl.Changed("log-level") {
 				cfg.Log.Level = logLevel
@@ -103,6 +107,7 @@ for this run only. Logs go to stderr.`,
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "override network.bootstrap (repeatable)")
 	f.StringVar(&network, "network", "", "override network.name")
 	f.StringVar(&logLevel, "log-level", "", "override log.level: debug, info, warn or error")
+	f.IntVar(&slots, "slots", 0, "override jobs.slots: how many jobs this node runs at once (0 offers none)")
 	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
 }

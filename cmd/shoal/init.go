@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -59,7 +60,7 @@ API token (mode 0600). An existing repo is never overwritten.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&network, "network", "shoal", "network name (nodes of one network find each other)")
-	f.IntVar(&slots, "slots", 2, "job slots this node offers")
+	f.IntVar(&slots, "slots", runtime.NumCPU(), "job slots this node offers (default: one per CPU core)")
 	f.StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	f.StringVar(&api, "api", "127.0.0.1:5080", "API address host:port (port 0 picks a free one)")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "multiaddr/p2p/ID of a node to join through (repeatable)")
