@@ -45,6 +45,12 @@
 // (by the worker); the signer's key is the one embedded in its ed25519
 // peer ID.
 //
+// The bodies of the ledger entries the jobs subsystem records
+// (job.submitted, job.executed, job.verdict) are DAG-CBOR records of the
+// same kind ([SubmittedEntry], [ExecutedEntry], [VerdictEntry]), written
+// through the [Recorder] interface so that package jobs never imports the
+// ledger; docs/ledger.md specifies them.
+//
 // Compatibility: every field is required and unknown fields are rejected,
 // so a new field or a changed meaning needs a new version (and a new
 // decoder beside the old one). docs/jobs.md specifies the format and the

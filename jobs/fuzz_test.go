@@ -43,12 +43,16 @@ func seeds(t testing.TB) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lb := ledgerSeeds(t, ss, sr)
 	return map[string][]byte{
-		"FuzzDecodeEnvelope":     eb,
-		"FuzzDecodeComputation":  cb,
-		"FuzzDecodeSignedSpec":   sb,
-		"FuzzDecodeResult":       rb,
-		"FuzzDecodeSignedResult": srb,
+		"FuzzDecodeSubmittedEntry": lb[0],
+		"FuzzDecodeExecutedEntry":  lb[1],
+		"FuzzDecodeVerdictEntry":   lb[2],
+		"FuzzDecodeEnvelope":       eb,
+		"FuzzDecodeComputation":    cb,
+		"FuzzDecodeSignedSpec":     sb,
+		"FuzzDecodeResult":         rb,
+		"FuzzDecodeSignedResult":   srb,
 	}
 }
 
@@ -137,5 +141,35 @@ func FuzzDecodeSignedResult(f *testing.F) {
 			return nil, err
 		}
 		return s.Encode()
+	})
+}
+
+func FuzzDecodeSubmittedEntry(f *testing.F) {
+	fuzzDecoder(f, "FuzzDecodeSubmittedEntry", func(b []byte) ([]byte, error) {
+		e, err := DecodeSubmittedEntry(b)
+		if err != nil {
+			return nil, err
+		}
+		return e.Encode()
+	})
+}
+
+func FuzzDecodeExecutedEntry(f *testing.F) {
+	fuzzDecoder(f, "FuzzDecodeExecutedEntry", func(b []byte) ([]byte, error) {
+		e, err := DecodeExecutedEntry(b)
+		if err != nil {
+			return nil, err
+		}
+		return e.Encode()
+	})
+}
+
+func FuzzDecodeVerdictEntry(f *testing.F) {
+	fuzzDecoder(f, "FuzzDecodeVerdictEntry", func(b []byte) ([]byte, error) {
+		e, err := DecodeVerdictEntry(b)
+		if err != nil {
+			return nil, err
+		}
+		return e.Encode()
 	})
 }

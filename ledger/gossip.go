@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -171,4 +172,36 @@ func (g *Gossip) Close() error {
 		return fmt.Errorf("ledger: leave %s: %w", g.name, err)
 	}
 	return nil
+}
+
+// GossipScoreParams returns the gossipsub score parameters of the ledger
+// topic, for the node's peer-score Topics map. Checkpoints are few (one per
+// peer per change of its log, and a re-announcement every half minute), so
+// the topic rewards first deliveries mildly and does not punish a quiet
+// mesh (P3 and P3b are off); a message the validator rejects (a forged
+// checkpoint, bogus evidence) costs its sender -100 × (invalid count)²,
+// decaying over about an hour.
+func GossipScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		TopicWeight: 1,
+
+		TimeInMeshWeight:  0.01,
+		TimeInMeshQuantum: time.Second,
+		TimeInMeshCap:     600,
+
+		FirstMessageDeliveriesWeight: 1,
+		FirstMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(10 * time.Minute),
+		FirstMessageDeliveriesCap:    10,
+
+		InvalidMessageDeliveriesWeight: -100,
+		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
+
+		// P3/P3b off: zero weights, but gossipsub requires sane values.
+		MeshMessageDeliveriesDecay:      pubsub.ScoreParameterDecay(time.Minute),
+		MeshMessageDeliveriesCap:        1,
+		MeshMessageDeliveriesThreshold:  1,
+		MeshMessageDeliveriesWindow:     10 * time.Millisecond,
+		MeshMessageDeliveriesActivation: time.Minute,
+		MeshFailurePenaltyDecay:         pubsub.ScoreParameterDecay(time.Minute),
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -49,8 +50,12 @@ func (c *BlocksConfig) Validate() error {
 	return nil
 }
 
+// BlocksDirName is the directory of the repo that holds payload blocks of
+// 32 KiB and more, one file per block.
+const BlocksDirName = "blocks"
+
 // startBlocks starts the payload service: the blockstore in the datastore
-// namespace /payloads, bitswap and the DAG stream protocol on the host, and
+// namespace /payloads and the repo directory blocks/ (large blocks), bitswap and the DAG stream protocol on the host, and
 // providing through the DHT. (Not /blocks: boxo's blockstore adds its own
 // /blocks prefix, and go-datastore's nested namespaces fail to list keys
 // under two equal adjacent prefixes such as /blocks/blocks.)
@@ -61,6 +66,7 @@ func (n *Node) startBlocks(ctx context.Context) error {
 		blocks.WithReprovideInterval(c.ReprovideInterval.Std()),
 		blocks.WithSizeCap(c.SizeCapMB<<20),
 		blocks.WithMaxDAGStreams(c.MaxDAGStreams),
+		blocks.WithBlockDir(filepath.Join(n.repo, BlocksDirName)),
 		blocks.WithLogger(n.log.With("subsystem", "blocks")),
 	)
 	if err != nil {

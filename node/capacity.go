@@ -9,6 +9,9 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
 	"github.com/shoalnet/shoal/jobs/capacity"
+	"github.com/shoalnet/shoal/jobs/dist"
+	"github.com/shoalnet/shoal/jobs/proto"
+	"github.com/shoalnet/shoal/ledger"
 	"github.com/shoalnet/shoal/node/client"
 )
 
@@ -47,11 +50,16 @@ type capacityState struct {
 // maxAPISlots bounds the slots set through the API, as [jobs] slots is bounded.
 const maxAPISlots = 1024
 
-// pubSubScoreOptions returns the gossipsub options for peer scoring; the
-// capacity topic's score parameters are set here, other topics set theirs
-// with (*pubsub.Topic).SetScoreParams after joining.
-func (n *Node) pubSubScoreOptions() []pubsub.Option {
-	return capacity.PubSubOptions(n.cfg.Network.Name)
+// pubSubScoreParams returns the gossipsub peer score parameters with every
+// topic the node joins: capacity adverts, ledger gossip and results
+// announcements, so that an invalid message on any of them costs its
+// sender.
+func (n *Node) pubSubScoreParams() *pubsub.PeerScoreParams {
+	network := n.cfg.Network.Name
+	p := capacity.PeerScoreParams(network)
+	p.Topics[ledger.GossipTopic(network)] = ledger.GossipScoreParams()
+	p.Topics[proto.ResultsTopic(network)] = dist.ResultsScoreParams()
+	return p
 }
 
 // validateLabels checks [jobs] labels.

@@ -47,7 +47,7 @@ func (n *Node) startJobsNet(ctx context.Context) error {
 		w, err := dist.NewWorker(dist.WorkerConfig{
 			Host: n.host, Key: n.key, Executor: a.exec,
 			Slots: n.cfg.Jobs.Slots, Queue: 2 * n.cfg.Jobs.Slots,
-			OnFree: n.setFreeSlots, Labels: labels, Cheat: cheat, Logger: log,
+			OnFree: n.setFreeSlots, Labels: labels, Cheat: cheat, Recorder: n.Ledger(), Logger: log,
 		})
 		if err != nil {
 			return err
@@ -70,6 +70,9 @@ func (n *Node) startJobsNet(ctx context.Context) error {
 	m, err := dist.NewManager(dist.ManagerConfig{
 		Host: n.host, Key: n.key, Store: ds, View: n.capacity.svc, Local: a.worker,
 		Announcer: g, Latency: n.host.Peerstore().LatencyEWMA, Logger: log, Registerer: n.metrics,
+		// See ledger.go: jobs are recorded in the node's ledger, convicted
+		// peers are never workers, and the workers' ledgers are replicated.
+		Recorder: n.Ledger(), Convicted: n.LedgerConvicted, Ended: n.ledgerJobEnded,
 	})
 	if err != nil {
 		return err
@@ -326,6 +329,9 @@ func mergeNetStatus(i *client.JobInfo, spec *jobs.SignedSpec, st dist.Status) {
 	i.Disagreeing = i.Disagreeing[:0]
 	for _, p := range st.Disagreeing {
 		i.Disagreeing = append(i.Disagreeing, p.String())
+	}
+	if l := st.Ledger; l != nil {
+		i.LedgerSubmitted, i.LedgerVerdict, i.LedgerError = l.Submitted, l.Verdict, l.Error
 	}
 	i.Results = []client.JobResult{}
 	for _, r := range st.Results {

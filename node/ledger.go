@@ -15,9 +15,17 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/dist"
 	"github.com/shoalnet/shoal/ledger"
 	"github.com/shoalnet/shoal/node/client"
 )
+
+// The node's log is the jobs subsystem's recorder, and the two agree on
+// the size of an entry body (this fails to compile if they differ).
+var _ jobs.Recorder = (*ledger.Log)(nil)
+
+const _ = uint(ledger.MaxBodySize-jobs.MaxLedgerBodySize) + uint(jobs.MaxLedgerBodySize-ledger.MaxBodySize)
 
 // LedgerDirName is the ledger's directory inside a repo: the log's entry
 // file, and witness/ with the checkpoints and evidence held about peers.
@@ -41,6 +49,7 @@ type ledgerArea struct {
 
 	mu       sync.Mutex
 	watching map[peer.ID]bool // guarded by mu: peers with an Observe in flight
+	again    map[peer.ID]bool // guarded by mu: peers to replicate again when their Observe ends
 	received map[cid.Cid]bool // guarded by mu: evidence that arrived by gossip
 	wg       sync.WaitGroup
 }
@@ -60,7 +69,7 @@ func (n *Node) startLedger(ctx context.Context) error {
 		return err
 	}
 	n.onClose("ledger witness", w.Close)
-	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, received: map[cid.Cid]bool{}}
+	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{}}
 	n.ledger = a
 	w.OnEvidence(func(ev *ledger.Evidence) { n.ledgerNewEvidence(a, ev) })
 	n.host.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(l).Handle)
@@ -148,7 +157,16 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 			a.wg.Add(1)
 			go func(cp *ledger.Checkpoint) {
 				defer a.wg.Done()
-				defer func() { a.mu.Lock(); delete(a.watching, id); a.mu.Unlock() }()
+				defer func() {
+					a.mu.Lock()
+					delete(a.watching, id)
+					rerun := a.again[id]
+					delete(a.again, id)
+					a.mu.Unlock()
+					if rerun && n.ctx.Err() == nil {
+						n.ledgerReplicate(id) // asked for while this ran
+					}
+				}()
 				ctx, cancel := context.WithTimeout(n.ctx, ledgerPeerTimeout)
 				defer cancel()
 				// New evidence is recorded and gossiped by the OnEvidence hook.
@@ -165,6 +183,70 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 			}
 		}
 	}
+}
+
+// ledgerJobEnded is called by the job manager when a job this node
+// submitted has ended: it replicates the ledgers of the job's workers.
+func (n *Node) ledgerJobEnded(st dist.Status) {
+	seen := map[peer.ID]bool{}
+	for _, r := range st.Results {
+		if r.Worker != n.id && !seen[r.Worker] {
+			seen[r.Worker] = true
+			n.ledgerReplicate(r.Worker)
+		}
+	}
+}
+
+// ledgerReplicate fetches p's newest checkpoint and has the witness verify
+// and replicate p's log up to it: the whole log the first time, then only
+// the new entries, accepted with a consistency proof against the
+// checkpoint held. It runs in the background, one at a time per peer; a
+// request while one is in flight runs once more after it, so the replica
+// ends up covering every entry p had made when asked.
+func (n *Node) ledgerReplicate(p peer.ID) {
+	a := n.ledger
+	a.mu.Lock()
+	if a.watching[p] {
+		a.again[p] = true
+		a.mu.Unlock()
+		return
+	}
+	a.watching[p] = true
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		for {
+			n.ledgerReplicateOnce(a, p)
+			a.mu.Lock()
+			if !a.again[p] || n.ctx.Err() != nil {
+				delete(a.watching, p)
+				delete(a.again, p)
+				a.mu.Unlock()
+				return
+			}
+			delete(a.again, p)
+			a.mu.Unlock()
+		}
+	}()
+}
+
+func (n *Node) ledgerReplicateOnce(a *ledgerArea, p peer.ID) {
+	ctx, cancel := context.WithTimeout(n.ctx, ledgerPeerTimeout)
+	defer cancel()
+	rem := ledger.NewRemote(n.host, p, n.cfg.Network.Name)
+	cp, err := rem.Checkpoint(ctx)
+	if err == nil {
+		// New evidence is recorded and gossiped by the OnEvidence hook.
+		_, err = a.witness.Observe(ctx, cp, rem)
+	}
+	if err != nil {
+		if n.ctx.Err() == nil {
+			a.logger.Info("could not replicate a worker's ledger", "peer", p, "err", err)
+		}
+		return
+	}
+	a.logger.Debug("replicated a worker's ledger", "peer", p, "size", cp.Size)
 }
 
 // ledgerNewEvidence runs once per piece of evidence the witness stores: it

@@ -46,6 +46,7 @@ import (
 
 	"github.com/shoalnet/shoal/crypto"
 	sdht "github.com/shoalnet/shoal/dht"
+	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/node/blocks"
 )
 
@@ -293,7 +294,8 @@ func (n *Node) startDatastore(context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithCacheSize(8<<20))
+	// Tuned for payload blocks: value separation, no compression.
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithCacheSize(8<<20), pebbleds.WithPebbleOpts(blocks.PebbleOptions()))
 	if err != nil {
 		return fmt.Errorf("open pebble datastore %s (is the repo corrupt? restore it from a backup): %w", dir, err)
 	}
@@ -333,10 +335,14 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 // closer: subsystems that registered later leave their topics first.
 func (n *Node) startPubSub(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, n.host, append([]pubsub.Option{
+	ps, err := pubsub.NewGossipSub(ctx, n.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerExchange(true),
-	}, n.pubSubScoreOptions()...)...)
+		// A verdict or a checkpoint published before the topic's mesh has
+		// formed still reaches every subscribed peer.
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerScore(n.pubSubScoreParams(), capacity.PeerScoreThresholds()),
+	)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("gossipsub: %w", err)

@@ -8,6 +8,9 @@
 // answers, [Testnet.WaitConnected] waits until every node sees every
 // other, [Testnet.Perturb] kills, restarts, pauses or resumes a node, and
 // [Testnet.Stop] stops them all. `shoal testnet up` runs the same stages.
+// [RunDemo] then shows the network at work (`shoal testnet up --demo`):
+// it builds the example programs, runs them as replicated jobs from
+// several nodes and has one node verify the others' ledgers.
 //
 // The testnet is described by DIR/testnet.json (see [Manifest]), which
 // `shoal testnet status` and `shoal testnet down` read.

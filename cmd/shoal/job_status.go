@@ -64,6 +64,17 @@ func printJobInfo(cmd *cobra.Command, j client.JobInfo) {
 	row("stdout", j.Stdout)
 	row("stderr", j.Stderr)
 	row("outputs", j.Outputs)
+	var ledger []string
+	if j.LedgerSubmitted != nil {
+		ledger = append(ledger, fmt.Sprintf("job.submitted at entry %d", *j.LedgerSubmitted))
+	}
+	if j.LedgerVerdict != nil {
+		ledger = append(ledger, fmt.Sprintf("job.verdict at entry %d", *j.LedgerVerdict))
+	}
+	if j.LedgerError != "" {
+		ledger = append(ledger, "NOT RECORDED: "+j.LedgerError)
+	}
+	row("ledger", strings.Join(ledger, "; "))
 	for _, r := range j.Results {
 		row("result", fmt.Sprintf("%s by %s (%.1f ms, %d bytes peak memory)", r.Result, r.Worker, r.WallMS, r.PeakMemory))
 	}

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/ledger"
 	"github.com/shoalnet/shoal/node/client"
 )
@@ -69,7 +71,7 @@ func newLedgerShowCmd(rf *rootFlags) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tCID\tBODY")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time, e.Kind, e.CID, bodySummary(e.Body))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time, e.Kind, e.CID, bodySummary(e.Kind, e.Body))
 			}
 			return tw.Flush()
 		},
@@ -81,9 +83,13 @@ func newLedgerShowCmd(rf *rootFlags) *cobra.Command {
 	return cmd
 }
 
-// bodySummary returns body as text when it is short UTF-8, else its size.
-func bodySummary(b []byte) string {
-	if utf8.Valid(b) && !strings.ContainsAny(string(b), "\n\t\r") {
+// bodySummary returns the summary of a job entry's body (decoded and
+// checked), else body as text when it is short UTF-8, else its size.
+func bodySummary(kind string, b []byte) string {
+	if s, ok := jobs.DescribeLedgerEntry(kind, b); ok {
+		return s
+	}
+	if utf8.Valid(b) && strings.IndexFunc(string(b), func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
 		if len(b) > 60 {
 			return string(b[:57]) + "..."
 		}

@@ -31,8 +31,9 @@ Kademlia DHT, run WebAssembly jobs for each other and record signed results
 in an auditable ledger.
 
 Start here:
-  shoal testnet up -n 5       five local nodes in one command
-  shoal init && shoal daemon  run a node of your own`,
+  shoal testnet up -n 5 --demo  five local nodes doing real work, in one command
+  shoal testnet up -n 5         five idle local nodes to use by hand
+  shoal init && shoal daemon    run a node of your own`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

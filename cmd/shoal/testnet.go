@@ -40,14 +40,36 @@ func newTestnetUpCmd() *cobra.Command {
 		detach   bool
 		logLevel string
 		timeout  time.Duration
+		demo     bool
+		modules  string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start a testnet and stay in the foreground (Ctrl-C stops it)",
+		Long: `Start N real shoal daemons on 127.0.0.1, wait until every node sees every
+other, print a table and stay in the foreground (Ctrl-C stops every node).
+
+With --demo the testnet then does real work: it builds the example
+WebAssembly programs (with the go command), runs them as jobs submitted from
+several nodes, each on several peers whose results must agree, fetches a
+rendered PNG back, has node0 verify every other node's ledger, and prints
+how to go on by hand.`,
 		Example: `  shoal testnet up -n 5
+  shoal testnet up -n 5 --demo
   shoal testnet up -n 3 --dir /tmp/tn --network lab --detach`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if demo && n < testnet.DemoMinNodes {
+				return fmt.Errorf("--demo needs at least %d nodes (its hello job runs on 3 distinct peers); use -n 5", testnet.DemoMinNodes)
+			}
+			if modules != "" && !demo {
+				return errors.New("--modules is for --demo; add --demo")
+			}
+			if demo && modules == "" {
+				if err := testnet.CanBuildExamples(); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
@@ -81,14 +103,24 @@ func newTestnetUpCmd() *cobra.Command {
 			}
 			fmt.Fprintf(out, "all %d nodes see each other after %.2fs\n\n", n, time.Since(start).Seconds())
 			printNodes(out, tn)
-			fmt.Fprintf(out, "\nuse a node:   shoal --repo %s peers\n", tn.Node(min(3, n-1)).Repo)
-			fmt.Fprintf(out, "status:       shoal testnet status --dir %s\n", tn.Dir())
+			var demoErr error
+			if demo {
+				if !runTestnetDemo(ctx, out, tn, modules) {
+					demoErr = errDemoFailed
+				}
+			} else {
+				fmt.Fprintf(out, "\nuse a node:   %s --repo %s peers\n", shoalCommand(), tn.Node(min(3, n-1)).Repo)
+				fmt.Fprintf(out, "status:       %s testnet status --dir %s\n", shoalCommand(), tn.Dir())
+			}
 			if detach {
-				fmt.Fprintf(out, "stop it with: shoal testnet down --dir %s\n", tn.Dir())
-				return nil
+				fmt.Fprintf(out, "stop it with: %s testnet down --dir %s\n", shoalCommand(), tn.Dir())
+				return demoErr
 			}
 			fmt.Fprintf(out, "press Ctrl-C to stop every node\n")
-			return superviseTestnet(ctx, out, tn)
+			if err := superviseTestnet(ctx, out, tn); err != nil {
+				return err
+			}
+			return demoErr
 		},
 	}
 	f := cmd.Flags()
@@ -98,6 +130,8 @@ func newTestnetUpCmd() *cobra.Command {
 	f.BoolVar(&detach, "detach", false, "start the nodes in the background and return")
 	f.StringVar(&logLevel, "log-level", "info", "log level of the daemons (logs in DIR/nodeI/daemon.log)")
 	f.DurationVar(&timeout, "timeout", time.Minute, "how long nodes may take to find each other")
+	f.BoolVar(&demo, "demo", false, "then build the example programs and run them as replicated jobs across the nodes (needs the go command and at least 3 nodes)")
+	f.StringVar(&modules, "modules", "", "with --demo: use the prebuilt modules NAME.wasm in this dir (make -C examples writes examples/build) instead of building them")
 	return cmd
 }
 

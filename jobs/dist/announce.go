@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoalnet/shoal/crypto"
 	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/jobs/proto"
 	"github.com/shoalnet/shoal/jobs/quorum"
 )
@@ -214,4 +215,16 @@ func (g *Gossip) readLoop() {
 			g.log.Warn("could not store a results announcement", "job", a.Spec.ID, "err", err)
 		}
 	}
+}
+
+// ResultsScoreParams returns the gossipsub score parameters of the results
+// topic, for the node's peer-score Topics map. Announcements come at the
+// rate jobs end, so the topic rewards first deliveries (capped) and does not
+// punish a quiet mesh (P3 and P3b are off); an announcement the validator
+// rejects (a forged signature, a verdict its results do not give) costs its
+// sender -100 × (invalid count)², decaying over about an hour.
+func ResultsScoreParams() *pubsub.TopicScoreParams {
+	p := capacity.TopicScoreParams()
+	p.FirstMessageDeliveriesCap = 20
+	return p
 }

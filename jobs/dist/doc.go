@@ -36,5 +36,16 @@
 // announced verdict) and stores it, so [Manager.Status] answers for jobs
 // submitted anywhere.
 //
+// # Ledger
+//
+// With a [jobs.Recorder] (the node's ledger), the manager records a
+// job.submitted entry when a job starts and a job.verdict entry, holding
+// every signed result, before the job is reported ended; the worker records
+// job.executed before its result or commitment leaves it, and withholds a
+// result it cannot record. Failures to record are logged and shown in
+// [Status].Ledger. ManagerConfig.Convicted keeps peers with fork evidence
+// against them out of the schedule, and ManagerConfig.Ended lets the node
+// replicate its workers' ledgers when a job ends. Bodies: docs/ledger.md.
+//
 // The wire formats are in package proto and docs/protocol.md ("Jobs").
 package dist

@@ -19,14 +19,13 @@ import (
 )
 
 // The end-to-end tests start real shoal daemons through package testnet.
-// They build the shoal binary and the examples, so they run only when
-// SHOAL_E2E=1:
+// They build the shoal binary and the examples; -short skips them. Alone:
 //
-//	SHOAL_E2E=1 go test -run E2E -v ./jobs/dist/
+//	go test -run E2E -v ./jobs/dist/
 func e2e(t *testing.T, n int, env func(i int) []string) (*testnet.Testnet, map[string]string) {
 	t.Helper()
-	if os.Getenv("SHOAL_E2E") != "1" {
-		t.Skip("set SHOAL_E2E=1 to run the end-to-end tests (they start real daemons)")
+	if testing.Short() {
+		t.Skip("end-to-end test with real daemons; skipped under -short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -72,6 +72,9 @@ func (j *job) status() Status {
 		Workers: append([]ReplicaStatus(nil), j.replicas...), Disagreeing: append([]peer.ID(nil), j.rec.Disagreeing...),
 		Created: j.rec.Created, Updated: j.rec.Updated,
 	}
+	if j.rec.LedgerSubmitted != nil || j.rec.LedgerVerdict != nil || j.rec.LedgerError != "" {
+		st.Ledger = &LedgerStatus{Submitted: j.rec.LedgerSubmitted, Verdict: j.rec.LedgerVerdict, Error: j.rec.LedgerError}
+	}
 	for _, r := range j.rec.Results {
 		rs := resultStatus(r, counts(r))
 		if j.rec.Verdict == quorum.Verified && rs.Vote && !contains(j.rec.Disagreeing, rs.Worker) {
@@ -147,6 +150,7 @@ func (m *Manager) run(ctx context.Context, j *job) {
 	}
 	deadline := j.rec.Deadline
 	j.mu.Unlock()
+	submitted := m.recordSubmitted(j)
 
 	actx, acancel := context.WithCancel(ctx)
 	defer acancel()
@@ -272,7 +276,8 @@ loop:
 			count := min(len(idle), maxAttempts-attempts)
 			plan := sched.Pick(m.cfg.View.View(), sched.Request{
 				Runtime: m.cfg.Runtime(env.Computation.Runtime), Constraints: env.Constraints,
-				Count: count, Exclude: exclude, Self: m.self, AllowSelf: m.cfg.AllowSelf, Salt: j.id.Bytes(),
+				Count: count, Exclude: exclude, Convicted: m.cfg.Convicted, Self: m.self, AllowSelf: m.cfg.AllowSelf,
+				Salt: j.id.Bytes(),
 			}, &m.load, m.cfg.Latency)
 			if m.cfg.Local == nil {
 				plan.Peers = slicesDelete(plan.Peers, m.self)
@@ -376,11 +381,14 @@ loop:
 		// The manager is closing: leave the job to be resumed.
 		return
 	}
-	m.finish(ctx, j, slots, timedOut, canceled)
+	m.finish(ctx, j, slots, timedOut, canceled, submitted)
 }
 
-// finish decides the verdict, persists it and announces it.
-func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, canceled bool) {
+// finish decides the verdict, records it in the ledger, persists it and
+// announces it. The job is reported ended only once its verdict entry is
+// durable (or failed to record), so that a client that sees the end can
+// find the entry.
+func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, canceled bool, submitted <-chan struct{}) {
 	env := j.spec.Envelope
 	j.mu.Lock()
 	var votes []quorum.Result
@@ -389,18 +397,22 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 			votes = append(votes, quorum.ResultOf(r))
 		}
 	}
-	j.blocker = ""
+	var (
+		state       jobs.State
+		verdict     quorum.Kind
+		reason      string
+		disagreeing []peer.ID
+	)
 	switch {
 	case canceled:
-		j.state, j.rec.Reason = jobs.StateCancelled, "cancelled by its submitter"
+		state, reason = jobs.StateCancelled, "cancelled by its submitter"
 	default:
 		v := quorum.Decide(votes, env.Quorum)
-		j.rec.Verdict, j.rec.Disagreeing = v.Kind, v.Disagreeing
-		j.rec.Reason = v.Reason
+		verdict, disagreeing, reason = v.Kind, v.Disagreeing, v.Reason
 		if v.Kind == quorum.Verified {
-			j.state = jobs.StateDone
+			state = jobs.StateDone
 		} else {
-			j.state = jobs.StateFailed
+			state = jobs.StateFailed
 		}
 		if v.Kind == quorum.Failed {
 			var errs []string
@@ -413,9 +425,28 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 				errs = append([]string{"the job's deadline passed"}, errs...)
 			}
 			if len(errs) > 0 {
-				j.rec.Reason += "; " + strings.Join(errs, "; ")
+				reason += "; " + strings.Join(errs, "; ")
 			}
 		}
+	}
+	results := append([]*jobs.SignedResult(nil), j.rec.Results...)
+	j.mu.Unlock()
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	seq, lerr := m.recordVerdict(sctx, j, submitted, state, verdict, reason, results, disagreeing)
+
+	j.mu.Lock()
+	j.blocker = ""
+	j.state = state
+	j.rec.Reason = reason
+	if !canceled {
+		j.rec.Verdict, j.rec.Disagreeing = verdict, disagreeing
+	}
+	if lerr != nil {
+		j.rec.LedgerError = joinError(j.rec.LedgerError, lerr.Error())
+	} else if m.cfg.Recorder != nil {
+		j.rec.LedgerVerdict = &seq
 	}
 	for i := range j.replicas {
 		if !j.replicas[i].State.Terminal() {
@@ -425,8 +456,6 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 	j.rec.State = j.state
 	j.notifyLocked()
 	j.mu.Unlock()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	if err := m.save(sctx, j); err != nil {
 		m.log.Error("could not persist the end of a job", "job", j.id, "err", err)
 	}
@@ -442,6 +471,88 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 			m.log.Warn("could not announce a job's verdict", "job", j.id, "err", err)
 		}
 	}
+	if m.cfg.Ended != nil {
+		m.cfg.Ended(j.status())
+	}
+}
+
+// recordTimeout bounds one ledger append of the manager or the worker.
+const recordTimeout = 30 * time.Second
+
+// recordSubmitted records job j's job.submitted entry in the background,
+// unless it was recorded before (a resumed job), and returns a channel
+// closed when that is done. A failure is logged and kept in the job's
+// status.
+func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
+	done := make(chan struct{})
+	j.mu.Lock()
+	recorded := j.rec.LedgerSubmitted != nil
+	j.mu.Unlock()
+	if m.cfg.Recorder == nil || recorded {
+		close(done)
+		return done
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(done)
+		// Not cut short by Close: the append is brief and Close waits.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), recordTimeout)
+		defer cancel()
+		body, err := jobs.NewSubmittedEntry(j.spec).Encode()
+		var seq uint64
+		if err == nil {
+			seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
+		}
+		j.update(func() {
+			if err != nil {
+				j.rec.LedgerError = joinError(j.rec.LedgerError, fmt.Sprintf("could not record %s: %v", jobs.LedgerKindSubmitted, err))
+			} else {
+				j.rec.LedgerSubmitted = &seq
+			}
+		})
+		if err != nil {
+			m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
+			m.met.ledgerFailures.Inc()
+			return
+		}
+		if err := m.save(ctx, j); err != nil {
+			m.log.Warn("could not persist a job's ledger entry number", "job", j.id, "err", err)
+		}
+	}()
+	return done
+}
+
+// recordVerdict waits for the job.submitted entry (so that the verdict
+// follows it in the log) and records the job.verdict entry.
+func (m *Manager) recordVerdict(ctx context.Context, j *job, submitted <-chan struct{}, state jobs.State, verdict quorum.Kind,
+	reason string, results []*jobs.SignedResult, disagreeing []peer.ID) (uint64, error) {
+	if m.cfg.Recorder == nil {
+		return 0, nil
+	}
+	select {
+	case <-submitted:
+	case <-ctx.Done():
+	}
+	env := j.spec.Envelope
+	_, body, err := jobs.NewVerdictEntry(j.id, state, string(verdict), reason, env.Replicas, env.Quorum, results, disagreeing)
+	var seq uint64
+	if err == nil {
+		seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
+	}
+	if err != nil {
+		m.log.Error("could not record a job's verdict in the ledger", "job", j.id, "err", err)
+		m.met.ledgerFailures.Inc()
+		return 0, fmt.Errorf("could not record %s: %w", jobs.LedgerKindVerdict, err)
+	}
+	return seq, nil
+}
+
+func joinError(prev, s string) string {
+	if prev == "" {
+		return s
+	}
+	return prev + "; " + s
 }
 
 func (m *Manager) save(ctx context.Context, j *job) error {

@@ -53,6 +53,19 @@ type ManagerConfig struct {
 	Local *Worker
 	// Announcer publishes verdicts. Optional.
 	Announcer Announcer
+	// Recorder records each job this node submits in the node's ledger: a
+	// job.submitted entry when the job starts and a job.verdict entry,
+	// before the job is reported ended, when it ends. Optional; a failure to
+	// record is logged and shown in the job's Status.Ledger.
+	Recorder jobs.Recorder
+	// Convicted reports whether a peer must never be chosen as a worker
+	// (the node holds fork evidence against its ledger). Optional.
+	Convicted func(p peer.ID) bool
+	// Ended, if set, is called once with the final status of each job this
+	// node submitted, after its verdict is recorded and announced. It must
+	// not block; long work (such as replicating the workers' ledgers) goes
+	// in a goroutine of the caller's.
+	Ended func(st Status)
 	// Latency returns the round-trip time to a peer. Optional.
 	Latency sched.LatencyFunc
 	// AllowSelf lets the scheduler pick this node like any other; without it
@@ -360,7 +373,7 @@ func (m *Manager) open(ctx context.Context, p peer.ID) (stream, func(), error) {
 			return nil, nil, errors.New("this node runs no worker")
 		}
 		a, b := net.Pipe()
-		go m.cfg.Local.serveLocal(b)
+		m.cfg.Local.serveLocal(b)
 		return a, func() { a.Close() }, nil
 	}
 	s, err := m.cfg.Host.NewStream(ctx, p, proto.ID)

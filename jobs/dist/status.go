@@ -1,6 +1,8 @@
 package dist
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -33,6 +35,19 @@ type Status struct {
 	// Remote is set when the status was read from a results announcement of
 	// another node rather than from this node's own job.
 	Remote bool `json:"remote,omitempty"`
+	// Ledger says where the submitter recorded the job in its ledger; nil
+	// when it records nothing (or for a Remote status).
+	Ledger *LedgerStatus `json:"ledger,omitempty"`
+}
+
+// A LedgerStatus says where a job is recorded in its submitter's ledger.
+type LedgerStatus struct {
+	// Submitted and Verdict are the sequence numbers of the job.submitted
+	// and job.verdict entries, once recorded.
+	Submitted *uint64 `json:"submitted,omitempty"`
+	Verdict   *uint64 `json:"verdict,omitempty"`
+	// Error says what could not be recorded, and why.
+	Error string `json:"error,omitempty"`
 }
 
 // A ReplicaStatus is one replica's place in a job.
@@ -61,6 +76,89 @@ type ResultStatus struct {
 	Agrees bool `json:"agrees"`
 	// Signed is the signed result record (jobs.DecodeSignedResult reads it).
 	Signed []byte `json:"signed"`
+}
+
+// statusJSON is Status with its CID as a plain string: the API's JSON
+// carries CIDs as strings everywhere.
+type statusJSON struct {
+	plainStatus
+	Job string `json:"job"`
+}
+
+type plainStatus Status
+
+// MarshalJSON encodes s with the job CID as a string.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(statusJSON{plainStatus: plainStatus(s), Job: cidString(s.Job)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (s *Status) UnmarshalJSON(b []byte) error {
+	var v statusJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	job, err := parseCID("job", v.Job)
+	if err != nil {
+		return err
+	}
+	*s = Status(v.plainStatus)
+	s.Job = job
+	return nil
+}
+
+type resultStatusJSON struct {
+	plainResultStatus
+	CID     string `json:"cid"`
+	Stdout  string `json:"stdout"`
+	Stderr  string `json:"stderr"`
+	Outputs string `json:"outputs"`
+}
+
+type plainResultStatus ResultStatus
+
+// MarshalJSON encodes r with its CIDs as strings.
+func (r ResultStatus) MarshalJSON() ([]byte, error) {
+	return json.Marshal(resultStatusJSON{plainResultStatus: plainResultStatus(r),
+		CID: cidString(r.CID), Stdout: cidString(r.Stdout), Stderr: cidString(r.Stderr), Outputs: cidString(r.Outputs)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (r *ResultStatus) UnmarshalJSON(b []byte) error {
+	var v resultStatusJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = ResultStatus(v.plainResultStatus)
+	var err error
+	for _, f := range []struct {
+		name string
+		s    string
+		dst  *cid.Cid
+	}{{"cid", v.CID, &r.CID}, {"stdout", v.Stdout, &r.Stdout}, {"stderr", v.Stderr, &r.Stderr}, {"outputs", v.Outputs, &r.Outputs}} {
+		if *f.dst, err = parseCID(f.name, f.s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cidString(c cid.Cid) string {
+	if !c.Defined() {
+		return ""
+	}
+	return c.String()
+}
+
+func parseCID(field, s string) (cid.Cid, error) {
+	if s == "" {
+		return cid.Undef, nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("dist: status field %s: %q is not a CID: %w", field, s, err)
+	}
+	return c, nil
 }
 
 // Terminal reports whether the job has ended.

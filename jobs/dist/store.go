@@ -41,6 +41,11 @@ type record struct {
 	Created     time.Time
 	Updated     time.Time
 	Deadline    time.Time
+	// Ledger sequence numbers of the job's job.submitted and job.verdict
+	// entries in this node's ledger, and any failure to record them.
+	LedgerSubmitted *uint64
+	LedgerVerdict   *uint64
+	LedgerError     string
 }
 
 type recordJSON struct {
@@ -55,6 +60,10 @@ type recordJSON struct {
 	Created     time.Time   `json:"created"`
 	Updated     time.Time   `json:"updated"`
 	Deadline    time.Time   `json:"deadline"`
+
+	LedgerSubmitted *uint64 `json:"ledger_submitted,omitempty"`
+	LedgerVerdict   *uint64 `json:"ledger_verdict,omitempty"`
+	LedgerError     string  `json:"ledger_error,omitempty"`
 }
 
 func encodeRecord(r *record) ([]byte, error) {
@@ -63,7 +72,8 @@ func encodeRecord(r *record) ([]byte, error) {
 		return nil, err
 	}
 	w := recordJSON{Version: r.Version, Spec: spec, State: r.State, Verdict: r.Verdict, Reason: r.Reason,
-		Disagreeing: r.Disagreeing, Attempts: r.Attempts, Created: r.Created, Updated: r.Updated, Deadline: r.Deadline}
+		Disagreeing: r.Disagreeing, Attempts: r.Attempts, Created: r.Created, Updated: r.Updated, Deadline: r.Deadline,
+		LedgerSubmitted: r.LedgerSubmitted, LedgerVerdict: r.LedgerVerdict, LedgerError: r.LedgerError}
 	for _, res := range r.Results {
 		b, err := res.Encode()
 		if err != nil {
@@ -109,7 +119,8 @@ func decodeRecord(data []byte) (*record, error) {
 		return nil, fmt.Errorf("dist: job record: %w", err)
 	}
 	r := &record{Version: w.Version, Spec: spec, State: w.State, Verdict: w.Verdict, Reason: w.Reason,
-		Disagreeing: w.Disagreeing, Attempts: w.Attempts, Created: w.Created, Updated: w.Updated, Deadline: w.Deadline}
+		Disagreeing: w.Disagreeing, Attempts: w.Attempts, Created: w.Created, Updated: w.Updated, Deadline: w.Deadline,
+		LedgerSubmitted: w.LedgerSubmitted, LedgerVerdict: w.LedgerVerdict, LedgerError: w.LedgerError}
 	for i, b := range w.Results {
 		res, err := jobs.DecodeSignedResult(b)
 		if err != nil {

@@ -72,6 +72,11 @@ type WorkerConfig struct {
 	Labels map[string]string
 	// Cheat makes this worker return wrong results (tests only).
 	Cheat CheatMode
+	// Recorder records a job.executed entry in the node's ledger for every
+	// result, before the result (or its commitment) leaves the worker; a
+	// result that cannot be recorded is withheld and the submitter told
+	// why. Optional.
+	Recorder jobs.Recorder
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -169,8 +174,23 @@ type stream interface {
 	SetWriteDeadline(time.Time) error
 }
 
-func (w *Worker) handleStream(s network.Stream) {
+// track counts one more exchange for Close to wait on; it reports false
+// once the worker is closed.
+func (w *Worker) track() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
 	w.wg.Add(1)
+	return true
+}
+
+func (w *Worker) handleStream(s network.Stream) {
+	if !w.track() {
+		s.Reset()
+		return
+	}
 	defer w.wg.Done()
 	remote := s.Conn().RemotePeer()
 	err := w.serve(s, remote)
@@ -185,14 +205,20 @@ func (w *Worker) handleStream(s network.Stream) {
 	s.Close()
 }
 
-// serveLocal serves one exchange over an in-memory pipe from this node.
+// serveLocal serves one exchange with this node over an in-memory pipe,
+// in a goroutine that Close waits for.
 func (w *Worker) serveLocal(s stream) {
-	w.wg.Add(1)
-	defer w.wg.Done()
-	if err := w.serve(s, w.self); err != nil {
-		w.log.Debug("local job exchange ended with an error", "err", err)
+	if !w.track() {
+		s.Close()
+		return
 	}
-	s.Close()
+	go func() {
+		defer w.wg.Done()
+		if err := w.serve(s, w.self); err != nil {
+			w.log.Debug("local job exchange ended with an error", "err", err)
+		}
+		s.Close()
+	}()
 }
 
 // errDeclined is wrapped by serve's error when it declined an offer; the
@@ -316,6 +342,12 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 		conn.Write(&proto.Error{Job: offer.Job, Code: proto.CodeInternal, Message: truncate(err.Error())}, workerWriteTimeout)
 		return fmt.Errorf("encode result of job %s: %w", offer.Job, err)
 	}
+	if err := w.record(spec, res); err != nil {
+		log.Error("could not record a job's result in the ledger; the result is withheld", "result", res.CID, "err", err)
+		conn.Write(&proto.Error{Job: offer.Job, Code: proto.CodeInternal,
+			Message: truncate("the worker could not record its result in its ledger: " + err.Error())}, workerWriteTimeout)
+		return nil
+	}
 	if offer.Commit {
 		c, err := quorum.Commit(w.cfg.Key, offer.Job, res.CID)
 		if err != nil {
@@ -344,6 +376,25 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 		return err
 	}
 	log.Debug("job result sent", "result", res.CID, "exit", res.Result.ExitCode)
+	return nil
+}
+
+// record records res in the ledger as a job.executed entry, if the worker
+// has a Recorder.
+func (w *Worker) record(spec *jobs.SignedSpec, res *jobs.SignedResult) error {
+	if w.cfg.Recorder == nil {
+		return nil
+	}
+	body, err := (&jobs.ExecutedEntry{Job: spec.ID, Submitter: spec.Envelope.Submitter, Result: res}).Encode()
+	if err != nil {
+		return err
+	}
+	// Not cut short by a cancelled job: the result exists and is signed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), recordTimeout)
+	defer cancel()
+	if _, err := w.cfg.Recorder.Record(ctx, jobs.LedgerKindExecuted, body); err != nil {
+		return fmt.Errorf("record %s of job %s: %w", jobs.LedgerKindExecuted, spec.ID, err)
+	}
 	return nil
 }
 

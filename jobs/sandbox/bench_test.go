@@ -14,12 +14,15 @@ import (
 )
 
 // BenchmarkHelloWarm measures a hello job from Run to outcome with the
-// module compiled and in the worker's memory. It reports p50 and p99.
+// module compiled and in the worker's memory. It reports p50, p99 and the
+// CPU time per job of pool and worker together.
 func BenchmarkHelloWarm(b *testing.B) {
 	p := newPool(b, Config{Slots: 1})
 	mod := example(b, "hello")
 	run(b, p, newJob(b, mod), time.Minute) // compile
 	lat := make([]time.Duration, 0, b.N)
+	pids := p.workerPIDs()
+	c0 := cpuTime(b, pids)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		j := newJob(b, mod, "world")
@@ -32,6 +35,8 @@ func BenchmarkHelloWarm(b *testing.B) {
 	}
 	b.StopTimer()
 	reportPercentiles(b, lat)
+	// CPU of pool and worker together (the job setup in newJob included).
+	b.ReportMetric(float64((cpuTime(b, pids)-c0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 func reportPercentiles(b *testing.B, lat []time.Duration) {

@@ -16,7 +16,12 @@
 // Modules run without wazero's close-on-context-done, which slows
 // CPU-bound code about tenfold; the pool enforces the wall time by killing
 // the worker and starting a fresh one. A worker that dies fails only its
-// task. Linear memory is capped per task by a memory allocator; stdout,
+// task. Linear memory is capped per task by a memory allocator. On Linux
+// it lives in one 4 GiB anonymous mapping per worker (an arena) reused by
+// every run: growing a memory neither copies nor clears it, the Go heap
+// never holds it, and after each run the pages the run touched are zeroed
+// (the first 64 MiB in place, the rest returned to the kernel), so every
+// run starts from zero memory as with a fresh allocation. Stdout,
 // stderr and the bytes written under /outputs are capped by the writers,
 // which stop the program at the write that passes a limit.
 //

@@ -37,6 +37,7 @@ type executor struct {
 	cache     wazero.CompilationCache // nil without a cache dir
 	wasiFuncs map[string]bool         // functions the WASI host module exports
 	modules   *moduleLRU
+	arena     *arena // backs each run's linear memory; nil where unsupported
 }
 
 func newExecutor(ctx context.Context, h *hello) (*executor, error) {
@@ -64,12 +65,13 @@ func newExecutor(ctx context.Context, h *hello) (*executor, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("sandbox: instantiate WASI host module: %w", err)
 	}
-	return &executor{rt: rt, cache: cache, wasiFuncs: funcs, modules: newModuleLRU(h.MaxModules)}, nil
+	return &executor{rt: rt, cache: cache, wasiFuncs: funcs, modules: newModuleLRU(h.MaxModules), arena: newArena()}, nil
 }
 
 func (e *executor) close(ctx context.Context) {
 	e.modules.clear(ctx)
 	e.rt.Close(ctx)
+	e.arena.close()
 	if e.cache != nil {
 		e.cache.Close(ctx)
 	}
@@ -186,7 +188,7 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		k, v, _ := strings.Cut(kv, "=")
 		mc = mc.WithEnv(k, v)
 	}
-	mem := &memoryLimit{limit: t.Memory}
+	mem := &memoryLimit{limit: t.Memory, arena: e.arena}
 	rctx := experimental.WithMemoryAllocator(ctx, mem)
 
 	if err := started(didCompile); err != nil {
@@ -195,6 +197,7 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 	t1 := time.Now()
 	err = instantiate(rctx, e.rt, compiled, mc)
 	runTime := time.Since(t1)
+	mem.release()
 	out := &Outcome{ExitCode: 0}
 	var exit *sys.ExitError
 	switch {
@@ -218,7 +221,7 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 	out.Compile = compileTime.Nanoseconds()
 	out.Run = runTime.Nanoseconds()
 	out.Written = uint64(int64(t.Outputs) - outputs.left)
-	if mem.peak > 64<<20 {
+	if mem.peak > 64<<20 && e.arena == nil {
 		debug.FreeOSMemory()
 	}
 	return out
@@ -321,20 +324,42 @@ func (c *cappedFile) Write(p []byte) (int, error) {
 }
 
 // memoryLimit allocates linear memory up to limit bytes and records the
-// peak. It implements experimental.MemoryAllocator for one instance.
+// peak. It implements experimental.MemoryAllocator for one instance. The
+// first memory of a run lives in the executor's arena when it has one (see
+// arena_linux.go); any other on the Go heap.
 type memoryLimit struct {
 	limit    uint64
 	peak     uint64
 	asked    uint64
 	exceeded bool
+	arena    *arena          // nil without an arena, or once taken
+	mems     []*linearMemory // every memory handed out, freed by release
 }
 
 func (m *memoryLimit) Allocate(capacity, max uint64) experimental.LinearMemory {
-	return &linearMemory{owner: m, buf: make([]byte, 0, min(capacity, m.limit))}
+	l := &linearMemory{owner: m, arena: m.arena}
+	if l.arena == nil {
+		l.buf = make([]byte, 0, min(capacity, m.limit))
+	}
+	m.arena = nil
+	m.mems = append(m.mems, l)
+	return l
 }
 
+// release frees every memory of the run, returning the arena zeroed; it is
+// safe after Free.
+func (m *memoryLimit) release() {
+	for _, l := range m.mems {
+		l.Free()
+	}
+	m.mems = nil
+}
+
+// A linearMemory is one instance's linear memory: a prefix of an arena,
+// or a slice on the Go heap grown by doubling its capacity up to the limit.
 type linearMemory struct {
 	owner *memoryLimit
+	arena *arena // nil for a heap memory and after Free
 	buf   []byte
 }
 
@@ -346,6 +371,10 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		return nil
 	}
 	m.peak = max(m.peak, size)
+	if l.arena != nil {
+		l.buf = l.arena.grow(size)
+		return l.buf
+	}
 	if size <= uint64(cap(l.buf)) {
 		l.buf = l.buf[:size]
 		return l.buf
@@ -356,7 +385,13 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	return nb
 }
 
-func (l *linearMemory) Free() { l.buf = nil }
+func (l *linearMemory) Free() {
+	if l.arena != nil {
+		l.arena.reset()
+		l.arena = nil
+	}
+	l.buf = nil
+}
 
 // budgetFS is the /outputs mount: a directory whose files may receive at
 // most a budget of bytes in total, and where links cannot be made (so a

@@ -59,7 +59,8 @@ type Config struct {
 }
 
 // DefaultAddressSpace is the default worker address-space limit: room for
-// a 4 GiB linear memory being grown (old and new copies) plus the runtime.
+// the 4 GiB arena of linear memory plus the runtime, or, where there is no
+// arena, for a 4 GiB memory on the heap being grown (old and new copies).
 const DefaultAddressSpace = 2*jobs.MaxMemory + 2<<30
 
 // Stats counts what a pool has done.

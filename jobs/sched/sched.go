@@ -36,6 +36,11 @@ type Request struct {
 	// replica of the job (never two replicas on one peer) and those that
 	// failed it.
 	Exclude map[peer.ID]bool
+	// Convicted, if not nil, reports whether a peer is convicted of
+	// misbehaviour (the node holds fork evidence against its ledger); such
+	// a peer is never picked, and the blocker counts it. This node itself
+	// is not asked.
+	Convicted func(p peer.ID) bool
 	// Self is this node. It is picked only when AllowSelf is set or when no
 	// other peer can take a replica.
 	Self      peer.ID
@@ -115,9 +120,9 @@ func Pick(view []capacity.Entry, req Request, load *Load, latency LatencyFunc) P
 		self  bool
 	}
 	var (
-		cands                                    []cand
-		known, runtimeOK, labelsOK, free, others int
-		selfOK                                   bool
+		cands                                               []cand
+		known, runtimeOK, labelsOK, free, others, convicted int
+		selfOK                                              bool
 	)
 	for _, e := range view {
 		if e.Peer == req.Self || e.Self {
@@ -145,6 +150,10 @@ func Pick(view []capacity.Entry, req Request, load *Load, latency LatencyFunc) P
 			free++
 		}
 		if req.Exclude[e.Peer] {
+			continue
+		}
+		if !isSelf && req.Convicted != nil && req.Convicted(e.Peer) {
+			convicted++
 			continue
 		}
 		c := cand{id: e.Peer, score: e.SlotsFree - load.Get(e.Peer), self: isSelf, tie: tieBreak(req.Salt, e.Peer)}
@@ -196,9 +205,14 @@ func Pick(view []capacity.Entry, req Request, load *Load, latency LatencyFunc) P
 		why = fmt.Sprintf("0 of %d known peers match %s", known, formatLabels(req.Constraints))
 	case free == 0:
 		why = fmt.Sprintf("no peer has a free slot (%d match the job)", labelsOK)
+	case convicted > 0 && convicted == free-others:
+		why = fmt.Sprintf("%d of %d eligible peers are excluded: convicted of forking their ledger (see: shoal ledger evidence)", convicted, free)
 	default:
-		excluded := free - others
+		excluded := free - others - convicted
 		why = fmt.Sprintf("%d of %d eligible peers are already running or have failed this job", excluded, free)
+		if convicted > 0 {
+			why += fmt.Sprintf(", %d are convicted of forking their ledger (see: shoal ledger evidence)", convicted)
+		}
 	}
 	plan.Blocker = fmt.Sprintf("%d more worker(s) needed: %s", need, why)
 	return plan

@@ -41,6 +41,14 @@ func TestPick(t *testing.T) {
 		{"self as last resort", Request{Runtime: "wasm", Count: 4, Self: "self"}, []peer.ID{"b", "c", "a", "self"}, ""},
 		{"exclude", Request{Runtime: "wasm", Count: 1, Self: "self", Exclude: map[peer.ID]bool{"b": true}}, []peer.ID{"c"}, ""},
 		{"too many", Request{Runtime: "wasm", Count: 5, Self: "self"}, []peer.ID{"b", "c", "a", "self"}, "1 more worker(s) needed"},
+		{"convicted skipped", Request{Runtime: "wasm", Count: 1, Self: "self", Convicted: func(p peer.ID) bool { return p == "b" }}, []peer.ID{"c"}, ""},
+		{"all convicted", Request{Runtime: "wasm", Count: 1, Self: "self", Constraints: map[string]string{"region": "eu"},
+			AllowSelf: true, Exclude: map[peer.ID]bool{"self": true}, Convicted: func(p peer.ID) bool { return p != "self" }},
+			nil, "2 of 2 eligible peers are excluded: convicted of forking their ledger"},
+		{"convicted and excluded", Request{Runtime: "wasm", Count: 2, Self: "self", Exclude: map[peer.ID]bool{"a": true, "self": true},
+			AllowSelf: true, Convicted: func(p peer.ID) bool { return p == "b" }},
+			[]peer.ID{"c"}, "1 of 3 eligible peers are already running or have failed this job, 1 are convicted"},
+		{"self never asked", Request{Runtime: "wasm", Count: 1, Self: "self", AllowSelf: true, Convicted: func(p peer.ID) bool { return p == "self" }}, []peer.ID{"self"}, ""},
 	}
 	for _, tt := range tests {
 		plan := Pick(view, tt.req, nil, nil)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -16,6 +18,11 @@ import (
 )
 
 const (
+	// storeBatchBytes is the size at which a fetch writes the blocks it
+	// has verified in one batch. Above half the memtable size pebble
+	// queues a batch for flushing as it is instead of copying it into
+	// the memtable.
+	storeBatchBytes = 8 << 20
 	// requestTimeout bounds how long a provider waits for a request.
 	requestTimeout = 10 * time.Second
 	// maxConnectedTries bounds how many connected peers a fetch asks over
@@ -197,7 +204,10 @@ func (s *Service) streamDAG(ctx context.Context, p peer.ID, ss *session) error {
 	}
 	_ = st.CloseWrite()
 
-	br := bufio.NewReaderSize(st, 256<<10)
+	// A small buffer: io.ReadFull of a block's data reads what the
+	// buffer lacks straight from the stream into the block, without a
+	// second copy.
+	br := bufio.NewReaderSize(st, 32<<10)
 	err = s.readDAG(ctx, br, ss, func() { _ = st.SetReadDeadline(time.Now().Add(s.cfg.fetchTimeout)) })
 	if err == nil {
 		ok = true
@@ -214,8 +224,10 @@ func (s *Service) streamDAG(ctx context.Context, p peer.ID, ss *session) error {
 // readDAG reads the response frames of a DAG stream for ss.root from br
 // until the end frame, storing each block after checking it: it must be the
 // next one expected in depth-first order (skipping CIDs already received),
-// hash to its CID and be within limits. beforeFrame is called before each
-// frame is read (to set a deadline). An error wrapping ErrBadBlock or
+// hash to its CID and be within limits. Checked blocks are stored in
+// batches and reported to ss as each batch is stored; when readDAG returns
+// nil every block is stored. beforeFrame is called before each frame is
+// read (to set a deadline). An error wrapping ErrBadBlock or
 // errMalformedFrame means the provider misbehaved.
 func (s *Service) readDAG(ctx context.Context, br *bufio.Reader, ss *session, beforeFrame func()) error {
 	stack := []cid.Cid{ss.root}
@@ -255,6 +267,76 @@ func (s *Service) readDAG(ctx context.Context, br *bufio.Reader, ss *session, be
 			}
 		}
 	}()
+	// Verified blocks are gathered in batches that a third goroutine
+	// stores, so that storing (and syncing) overlaps reading and
+	// hashing; a block is reported as present only once its batch is
+	// stored.
+	var pending []blockformat.Block
+	pendingBytes := 0
+	batches := make(chan []blockformat.Block, 1)
+	storeErr := make(chan error, 1)
+	storeDone := make(chan struct{})
+	go func() {
+		defer close(storeDone)
+		for batch := range batches {
+			if err := s.bs.PutMany(ctx, batch); err != nil {
+				storeErr <- fmt.Errorf("blocks: storing %d fetched blocks of %s: %w", len(batch), ss.root, err)
+				for range batches {
+				}
+				return
+			}
+			for _, blk := range batch {
+				ss.arriveWithData(blk.Cid(), blk.RawData())
+			}
+		}
+	}()
+	stopStorer := sync.OnceFunc(func() { close(batches) })
+	defer func() {
+		stopStorer()
+		<-storeDone
+	}()
+	// handOver passes the pending batch to the storer: always when wait
+	// is set, else only if the storer's queue (one batch) has room.
+	handOver := func(wait bool) error {
+		select {
+		case err := <-storeErr:
+			return err
+		default:
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if wait {
+			select {
+			case batches <- pending:
+			case err := <-storeErr:
+				return err
+			}
+		} else {
+			select {
+			case batches <- pending:
+			default:
+				return nil
+			}
+		}
+		pending = nil
+		pendingBytes = 0
+		return nil
+	}
+	// finish stores what is pending and waits for the storer.
+	finish := func() error {
+		if err := handOver(true); err != nil {
+			return err
+		}
+		stopStorer()
+		<-storeDone
+		select {
+		case err := <-storeErr:
+			return err
+		default:
+			return nil
+		}
+	}
 	for r := range frames {
 		if r.err != nil {
 			return r.err
@@ -267,7 +349,7 @@ func (s *Service) readDAG(ctx context.Context, br *bufio.Reader, ss *session, be
 			if c, more := next(); more {
 				return fmt.Errorf("%w: stream ended before block %s", ErrBadBlock, c)
 			}
-			return nil
+			return finish()
 		case frameBlock:
 			want, more := next()
 			if !more {
@@ -276,7 +358,7 @@ func (s *Service) readDAG(ctx context.Context, br *bufio.Reader, ss *session, be
 			if !f.cid.Equals(want) {
 				return fmt.Errorf("%w: got block %s, expected %s", ErrBadBlock, f.cid, want)
 			}
-			if err := s.receive(ctx, want, f.data); err != nil {
+			if err := verifyBlock(want, f.data); err != nil {
 				return err
 			}
 			links, err := linksOf(want, f.data)
@@ -287,7 +369,20 @@ func (s *Service) readDAG(ctx context.Context, br *bufio.Reader, ss *session, be
 			for i := len(links) - 1; i >= 0; i-- {
 				stack = append(stack, links[i])
 			}
-			ss.arriveWithData(want, f.data)
+			blk, err := blockformat.NewBlockWithCid(f.data, want)
+			if err != nil {
+				return fmt.Errorf("blocks: block %s: %w", want, err)
+			}
+			pending = append(pending, blk)
+			pendingBytes += len(f.data)
+			// Group commit: the batch goes to the storer whenever its
+			// queue has room, and the reader waits for it once the
+			// batch is large. A reader right behind the fetch is thus
+			// never held back by batching, and a busy store gets
+			// larger batches.
+			if err := handOver(pendingBytes >= storeBatchBytes); err != nil {
+				return err
+			}
 		}
 	}
 	return fmt.Errorf("DAG stream reader stopped: %w", io.ErrUnexpectedEOF)

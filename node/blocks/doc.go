@@ -8,6 +8,10 @@
 //
 // Blocks live in the datastore given to [New] under the key prefix /blocks
 // (keyed by multihash, as boxo's blockstore does) and pins under /pins.
+// With [WithBlockDir], blocks of 32 KiB and more live instead as files, one
+// per block, written under a temporary name, synced and renamed, so that
+// payload bytes are written once rather than through the datastore's log,
+// memtable and tables.
 //
 // # Fetching
 //
@@ -15,8 +19,9 @@
 // provider for the DAG's root over [ProtocolDAG], and the provider streams
 // every block of the DAG in depth-first order over one stream. The fetcher
 // checks each block against its CID and against the links it already holds
-// (a block nobody asked for is refused), stores it, and readers waiting for
-// it proceed at once, so a file's first bytes are served while the rest is
+// (a block nobody asked for is refused), stores it in batches while it reads
+// on, and readers waiting for a block proceed as soon as its batch is
+// stored, so a file's first bytes are served while the rest is
 // still arriving. Peers that do not speak the DAG stream (any IPFS node), and
 // failures of it, fall back to bitswap. Providers are connected peers first,
 // then those the content router names.

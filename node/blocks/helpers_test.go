@@ -29,7 +29,9 @@ func newHost(t testing.TB) host.Host {
 	return h
 }
 
-// newService starts a Service on h over a pebble store in a temp dir.
+// newService starts a Service on h over a pebble store in a temp dir, with
+// large blocks in files in another temp dir (unless
+// SHOAL_BENCH_BLOCKS_IN_DATASTORE is set).
 func newService(t testing.TB, h host.Host, router routing.ContentRouting, opts ...Option) *Service {
 	t.Helper()
 	var popts []pebbleds.Option
@@ -39,6 +41,9 @@ func newService(t testing.TB, h host.Host, router routing.ContentRouting, opts .
 	ds, err := pebbleds.NewDatastore(t.TempDir(), popts...)
 	if err != nil {
 		t.Fatalf("pebble: %v", err)
+	}
+	if os.Getenv("SHOAL_BENCH_BLOCKS_IN_DATASTORE") == "" {
+		opts = append([]Option{WithBlockDir(t.TempDir())}, opts...)
 	}
 	s, err := New(context.Background(), h, ds, router, opts...)
 	if err != nil {

@@ -194,7 +194,8 @@ type Stat struct {
 	Bytes  uint64 `json:"bytes"`  // sum of block sizes
 	Pins   int    `json:"pins"`   // pinned roots
 	// DiskUsage is the datastore's size on disk in bytes (all of the
-	// node's data, not only blocks), or 0 if the datastore cannot tell.
+	// node's data, not only blocks) plus the bytes of the block files,
+	// or 0 if the datastore cannot tell.
 	DiskUsage uint64 `json:"disk_usage"`
 	// SizeCap is the configured cap above which garbage collection runs
 	// automatically, 0 for none.
@@ -216,6 +217,13 @@ func (s *Service) Stat(ctx context.Context) (Stat, error) {
 		st.Blocks++
 		st.Bytes += uint64(max(e.Size, 0))
 	}
+	var fileBytes uint64
+	if s.files != nil {
+		n, b := s.files.fileStat()
+		st.Blocks += n
+		st.Bytes += b
+		fileBytes = b
+	}
 	pins, err := s.Pins(ctx)
 	if err != nil {
 		return Stat{}, err
@@ -223,7 +231,7 @@ func (s *Service) Stat(ctx context.Context) (Stat, error) {
 	st.Pins = len(pins)
 	if pd, ok := s.ds.(datastore.PersistentDatastore); ok {
 		if du, err := pd.DiskUsage(ctx); err == nil {
-			st.DiskUsage = du
+			st.DiskUsage = du + fileBytes
 		}
 	}
 	return st, nil

@@ -61,7 +61,13 @@ type JobInfo struct {
 	Results     []JobResult `json:"results"`
 	Verdict     string      `json:"verdict,omitempty"`     // verified, mismatch or failed (jobs run across the network)
 	Disagreeing []string    `json:"disagreeing,omitempty"` // workers whose result lost the vote
-	Version     int64       `json:"version"`               // grows with every change; see WaitJob
+	// Where the submitter recorded the job in its ledger (jobs run across
+	// the network): sequence numbers of its job.submitted and job.verdict
+	// entries, and what could not be recorded.
+	LedgerSubmitted *uint64 `json:"ledger_submitted,omitempty"`
+	LedgerVerdict   *uint64 `json:"ledger_verdict,omitempty"`
+	LedgerError     string  `json:"ledger_error,omitempty"`
+	Version         int64   `json:"version"` // grows with every change; see WaitJob
 }
 
 // Terminal reports whether j's state is final.

@@ -1,0 +1,202 @@
+package dist
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/capacity"
+	"github.com/shoalnet/shoal/jobs/quorum"
+)
+
+// memLedger is a Recorder that keeps entries in memory, or fails.
+type memLedger struct {
+	mu      sync.Mutex
+	kinds   []string // guarded by mu
+	bodies  [][]byte // guarded by mu
+	failing bool     // guarded by mu
+}
+
+func (l *memLedger) Record(_ context.Context, kind string, body []byte) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failing {
+		return 0, errors.New("disk on fire")
+	}
+	l.kinds = append(l.kinds, kind)
+	l.bodies = append(l.bodies, bytes.Clone(body))
+	return uint64(len(l.kinds) - 1), nil
+}
+
+func (l *memLedger) entries() ([]string, [][]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.kinds...), append([][]byte(nil), l.bodies...)
+}
+
+func TestRecordsInLedger(t *testing.T) {
+	ledgers := make([]*memLedger, 4)
+	for i := range ledgers {
+		ledgers[i] = &memLedger{}
+	}
+	var ended []Status
+	var endedMu sync.Mutex
+	c := newCluster(t, 4, clusterOpts{
+		workerCfg: func(i int, wc *WorkerConfig) { wc.Recorder = ledgers[i] },
+		mgrCfg: func(mc *ManagerConfig) {
+			mc.Recorder = ledgers[0]
+			mc.Ended = func(st Status) { endedMu.Lock(); ended = append(ended, st); endedMu.Unlock() }
+		},
+	})
+	spec := c.spec(3, 2)
+	st := c.run(spec)
+	if st.Verdict != quorum.Verified {
+		t.Fatalf("job ended %s (%s), want verified", st.Verdict, st.Reason)
+	}
+	if st.Ledger == nil || st.Ledger.Submitted == nil || st.Ledger.Verdict == nil || st.Ledger.Error != "" {
+		t.Fatalf("Status.Ledger = %+v, want both entries recorded", st.Ledger)
+	}
+	kinds, bodies := ledgers[0].entries()
+	if len(kinds) != 2 || kinds[0] != jobs.LedgerKindSubmitted || kinds[1] != jobs.LedgerKindVerdict ||
+		*st.Ledger.Submitted != 0 || *st.Ledger.Verdict != 1 {
+		t.Fatalf("submitter recorded %v (status %d, %d), want job.submitted then job.verdict", kinds, *st.Ledger.Submitted, *st.Ledger.Verdict)
+	}
+	sub, err := jobs.DecodeSubmittedEntry(bodies[0])
+	if err != nil || sub.Job != spec.ID || sub.Spec == nil {
+		t.Fatalf("job.submitted body = %+v, %v", sub, err)
+	}
+	ver, err := jobs.DecodeVerdictEntry(bodies[1])
+	if err != nil || ver.Job != spec.ID || ver.Verdict != string(quorum.Verified) || len(ver.Results) != 3 {
+		t.Fatalf("job.verdict body = %+v, %v", ver, err)
+	}
+	inVerdict := map[peer.ID][]byte{}
+	for _, r := range ver.Results {
+		if r.Signed == nil {
+			t.Fatalf("verdict result of %s has no signed result", r.Worker)
+		}
+		b, _ := r.Signed.Encode()
+		inVerdict[r.Worker] = b
+	}
+	for i, nd := range c.nodes[1:] {
+		kinds, bodies := ledgers[i+1].entries()
+		if len(kinds) != 1 || kinds[0] != jobs.LedgerKindExecuted {
+			t.Fatalf("worker %d recorded %v, want one job.executed", i+1, kinds)
+		}
+		exe, err := jobs.DecodeExecutedEntry(bodies[0])
+		if err != nil || exe.Submitter != c.nodes[0].id {
+			t.Fatalf("worker %d job.executed = %+v, %v", i+1, exe, err)
+		}
+		b, _ := exe.Result.Encode()
+		if !bytes.Equal(b, inVerdict[nd.id]) {
+			t.Errorf("worker %d's recorded result differs from the one in the verdict", i+1)
+		}
+	}
+	endedMu.Lock()
+	defer endedMu.Unlock()
+	if len(ended) != 1 || ended[0].Job != spec.ID || !ended[0].Terminal() {
+		t.Errorf("Ended called with %d statuses, want the one ended job", len(ended))
+	}
+}
+
+func TestLedgerFailures(t *testing.T) {
+	sub := &memLedger{failing: true}
+	bad := &memLedger{failing: true}
+	c := newCluster(t, 3, clusterOpts{
+		workerCfg: func(i int, wc *WorkerConfig) {
+			if i == 1 {
+				wc.Recorder = bad
+			}
+		},
+		mgrCfg: func(mc *ManagerConfig) { mc.Recorder = sub },
+	})
+	// Node 1 is offered first; it cannot record its result, so it
+	// withholds it and the job runs on node 2.
+	c.view.set([]capacity.Entry{entryFor(c.nodes[1].id, 4), entryFor(c.nodes[2].id, 1)})
+	st := c.run(c.spec(1, 1))
+	if st.Verdict != quorum.Verified || len(st.Results) != 1 || st.Results[0].Worker != c.nodes[2].id {
+		t.Fatalf("job ended %s on %v (%s), want verified on node 2", st.Verdict, workersOf(st), st.Reason)
+	}
+	if st.Attempts != 2 || c.nodes[1].runner.runs.Load() != 1 {
+		t.Errorf("%d attempts, node 1 ran %d jobs; want node 1 to run it, withhold the result, and a second attempt",
+			st.Attempts, c.nodes[1].runner.runs.Load())
+	}
+	if kinds, _ := bad.entries(); len(kinds) != 0 {
+		t.Errorf("the failing ledger holds %v", kinds)
+	}
+	if st.Ledger == nil || !strings.Contains(st.Ledger.Error, "job.submitted") || !strings.Contains(st.Ledger.Error, "job.verdict") ||
+		st.Ledger.Submitted != nil || st.Ledger.Verdict != nil {
+		t.Errorf("Status.Ledger = %+v, want both failures named", st.Ledger)
+	}
+	// The failure survives a restart of the manager.
+	c.mgr.Close()
+	c.startManager()
+	got, err := c.mgr.Status(context.Background(), st.Job)
+	if err != nil || got.Ledger == nil || got.Ledger.Error != st.Ledger.Error {
+		t.Errorf("Status after restart = %+v, %v", got.Ledger, err)
+	}
+}
+
+func TestConvictedNeverChosen(t *testing.T) {
+	var mu sync.Mutex
+	convicted := map[peer.ID]bool{}
+	c := newCluster(t, 3, clusterOpts{mgrCfg: func(mc *ManagerConfig) {
+		mc.Convicted = func(p peer.ID) bool { mu.Lock(); defer mu.Unlock(); return convicted[p] }
+	}})
+	mu.Lock()
+	convicted[c.nodes[1].id] = true
+	mu.Unlock()
+	c.view.set([]capacity.Entry{entryFor(c.nodes[1].id, 4), entryFor(c.nodes[2].id, 1)})
+	for range 3 {
+		st := c.run(c.spec(1, 1))
+		if st.Verdict != quorum.Verified || st.Results[0].Worker != c.nodes[2].id {
+			t.Fatalf("job ran on %v, want node 2 only (node 1 is convicted)", workersOf(st))
+		}
+	}
+	// With only the convicted peer in the view the job waits, and says why.
+	c.view.set([]capacity.Entry{entryFor(c.nodes[1].id, 4)})
+	spec := c.spec(1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.mgr.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a blocker naming the convicted peer", func() bool {
+		st, _ := c.mgr.Status(ctx, spec.ID)
+		return strings.Contains(st.Blocker, "convicted of forking their ledger")
+	})
+	if n := c.nodes[1].runner.runs.Load(); n != 0 {
+		t.Errorf("the convicted peer ran %d jobs", n)
+	}
+}
+
+func TestStatusJSONHasPlainCIDs(t *testing.T) {
+	c := newCluster(t, 2, clusterOpts{})
+	st := c.run(c.spec(1, 1))
+	b, err := json.Marshal([]Status{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(`{"/"`)) || !bytes.Contains(b, []byte(`"job":"`+st.Job.String()+`"`)) ||
+		!bytes.Contains(b, []byte(`"stdout":"`+st.Results[0].Stdout.String()+`"`)) {
+		t.Fatalf("status JSON = %s; want CIDs as plain strings", b)
+	}
+	var got []Status
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Job != st.Job || got[0].Results[0].CID != st.Results[0].CID ||
+		got[0].Results[0].Outputs != st.Results[0].Outputs || !bytes.Equal(got[0].Results[0].Signed, st.Results[0].Signed) {
+		t.Fatalf("round trip = %+v, want %+v", got, st)
+	}
+	if err := json.Unmarshal([]byte(`{"job":"nope"}`), &got[0]); err == nil {
+		t.Error("a status with a bad job CID decodes")
+	}
+}
