@@ -163,7 +163,7 @@ func TestE2EJobsAcrossTheNetwork(t *testing.T) {
 	})
 	t.Run("worker killed mid-job", func(t *testing.T) {
 		c := tn.Node(0).Client()
-		job := submit(t, c, upload(t, c, mods["pi"]), 1, "-seed", "1", "-n", "40000000")
+		job := submit(t, c, upload(t, c, mods["pi"]), 1, "-seed", "1", "-n", "200000000")
 		// Find the worker and kill it while the job runs.
 		var victim int = -1
 		err := tn.WaitFor(context.Background(), 20*time.Millisecond, func(ctx context.Context) (bool, string, error) {
@@ -180,14 +180,17 @@ func TestE2EJobsAcrossTheNetwork(t *testing.T) {
 		if err := tn.Kill(victim); err != nil {
 			t.Fatal(err)
 		}
+		// Restart the victim however this subtest ends: later subtests use every node.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := tn.StartNode(ctx, victim); err != nil {
+				t.Fatal(err)
+			}
+		}()
 		st := waitNet(t, c, job)
 		if st.Verdict != quorum.Verified || st.Results[0].Worker.String() == ids[victim] || st.Results[0].ExitCode != 0 {
 			t.Fatalf("after killing node%d: %s on %v (%s)", victim, st.Verdict, workers(st), st.Reason)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := tn.StartNode(ctx, victim); err != nil {
-			t.Fatal(err)
 		}
 	})
 	t.Run("50 jobs, a worker killed and restarted among them", func(t *testing.T) {
