@@ -99,10 +99,20 @@ func TestRecordsInLedger(t *testing.T) {
 			t.Errorf("worker %d's recorded result differs from the one in the verdict", i+1)
 		}
 	}
-	endedMu.Lock()
-	defer endedMu.Unlock()
-	if len(ended) != 1 || ended[0].Job != spec.ID || !ended[0].Terminal() {
-		t.Errorf("Ended called with %d statuses, want the one ended job", len(ended))
+	// Ended runs after the job shows as ended (after the announcement), so wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		endedMu.Lock()
+		n := len(ended)
+		ok := n == 1 && ended[0].Job == spec.ID && ended[0].Terminal()
+		endedMu.Unlock()
+		if ok {
+			break
+		}
+		if n > 1 || time.Now().After(deadline) {
+			t.Fatalf("Ended called with %d statuses, want the one ended job", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
