@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -308,7 +307,7 @@ func (tn *Testnet) RunDemoJob(ctx context.Context, modules map[string]string, j 
 	}
 	if j.Input != "" {
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeDirTar(pw, j.Input)) }()
+		go func() { pw.CloseWithError(client.WriteInputTar(pw, j.Input)) }()
 		added, err := c.AddTar(ctx, pr, filepath.Base(j.Input))
 		pr.Close()
 		if err != nil {
@@ -429,46 +428,6 @@ func fetchOutput(ctx context.Context, c *client.Client, id, name, dir string) (s
 		}
 		return dst, nil
 	}
-}
-
-// writeDirTar writes the files and directories under root to w as a tar
-// stream of paths relative to root; other file types are refused.
-func writeDirTar(w io.Writer, root string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o755})
-		case info.Mode().IsRegular():
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Mode: 0o644, Size: info.Size()}); err != nil {
-				return err
-			}
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.CopyN(tw, f, info.Size())
-			return err
-		default:
-			return fmt.Errorf("%s is not a file or directory; inputs hold only files and directories", p)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // A LedgerCheck is one node's verification of another node's ledger.

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalnet/shoal/node/client"
 )
 
 // logWriter sends the demo's progress to the test log, a line at a time.
@@ -208,7 +210,7 @@ func TestWriteDemoTextAndTar(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o700)
 	os.WriteFile(filepath.Join(dir, "sub", "more.txt"), []byte("more words\n"), 0o600)
 	var buf bytes.Buffer
-	if err := writeDirTar(&buf, dir); err != nil {
+	if err := client.WriteInputTar(&buf, dir); err != nil {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(&buf)
@@ -230,7 +232,7 @@ func TestWriteDemoTextAndTar(t *testing.T) {
 	if err := os.Symlink("shoal.txt", filepath.Join(dir, "link")); err != nil {
 		t.Skip(err)
 	}
-	if err := writeDirTar(io.Discard, dir); err == nil {
+	if err := client.WriteInputTar(io.Discard, dir); err == nil {
 		t.Error("writeDirTar with a symlink succeeded; want an error")
 	}
 }

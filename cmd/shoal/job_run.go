@@ -1,14 +1,11 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -217,7 +214,7 @@ func uploadOrCID(ctx context.Context, c *client.Client, arg string, dirs bool) (
 			return "", errors.New("is a directory; want a .wasm file")
 		}
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTar(pw, arg)) }()
+		go func() { pw.CloseWithError(client.WriteInputTar(pw, arg)) }()
 		defer pr.Close()
 		return c.UploadJobPayload(ctx, pr, true)
 	}
@@ -227,46 +224,6 @@ func uploadOrCID(ctx context.Context, c *client.Client, arg string, dirs bool) (
 	}
 	defer f.Close()
 	return c.UploadJobPayload(ctx, f, false)
-}
-
-// writeTar writes the files and directories under root to w as a tar
-// stream; other file types are refused.
-func writeTar(w io.Writer, root string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o755})
-		case info.Mode().IsRegular():
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Mode: 0o644, Size: info.Size()}); err != nil {
-				return err
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.CopyN(tw, f, info.Size())
-			return err
-		default:
-			return fmt.Errorf("%s is not a file or directory; inputs hold only files and directories", path)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // short abbreviates a CID for progress lines.

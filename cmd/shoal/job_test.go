@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/shoalnet/shoal/node/client"
 )
 
 func TestParseSize(t *testing.T) {
@@ -32,7 +34,7 @@ func TestTarRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "a.txt"), []byte("A"), 0o644)
 	os.WriteFile(filepath.Join(src, "sub", "b.txt"), []byte("BB"), 0o644)
 	var buf bytes.Buffer
-	if err := writeTar(&buf, src); err != nil {
+	if err := client.WriteInputTar(&buf, src); err != nil {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
@@ -44,7 +46,7 @@ func TestTarRoundTrip(t *testing.T) {
 	}
 	// A symlink in the source is refused; so are unsafe archive entries.
 	os.Symlink("/etc/passwd", filepath.Join(src, "link"))
-	if err := writeTar(&bytes.Buffer{}, src); err == nil {
+	if err := client.WriteInputTar(&bytes.Buffer{}, src); err == nil {
 		t.Error("writeTar with a symlink = nil error")
 	}
 	for _, h := range []*tar.Header{
