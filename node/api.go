@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sort"
@@ -125,6 +126,14 @@ func (n *Node) registerCoreRoutes(mux *http.ServeMux) {
 	metrics := promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("GET /v1/metrics", metrics)
+	// Profiles for operators (behind the token like every route):
+	// go tool pprof -http :0 'http://API/debug/pprof/profile?seconds=10'
+	// with the header Authorization: Bearer TOKEN.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (n *Node) handleID(w http.ResponseWriter, r *http.Request) {

@@ -434,6 +434,7 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	t0 := time.Now()
 	seq, lerr := m.recordVerdict(sctx, j, submitted, state, verdict, reason, results, disagreeing)
 
 	j.mu.Lock()
@@ -456,21 +457,24 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 	j.rec.State = j.state
 	j.notifyLocked()
 	j.mu.Unlock()
+	recorded := time.Now()
 	if err := m.save(sctx, j); err != nil {
 		m.log.Error("could not persist the end of a job", "job", j.id, "err", err)
 	}
+	saved := time.Now()
 	if canceled {
 		m.met.verdicts.WithLabelValues("cancelled").Inc()
 	} else {
 		m.met.verdicts.WithLabelValues(string(j.rec.Verdict)).Inc()
 		m.met.latency.Observe(time.Since(j.rec.Created).Seconds())
 	}
-	m.log.Info("job ended", "job", j.id, "state", j.state, "verdict", j.rec.Verdict, "reason", j.rec.Reason)
 	if m.cfg.Announcer != nil && !canceled {
 		if err := m.cfg.Announcer.Announce(sctx, j.spec, j.status()); err != nil && !errors.Is(err, context.Canceled) {
 			m.log.Warn("could not announce a job's verdict", "job", j.id, "err", err)
 		}
 	}
+	m.log.Info("job ended", "job", j.id, "state", j.state, "verdict", j.rec.Verdict, "reason", j.rec.Reason,
+		"took", time.Since(j.rec.Created), "record", recorded.Sub(t0), "save", saved.Sub(recorded), "announce", time.Since(saved))
 	if m.cfg.Ended != nil {
 		m.cfg.Ended(j.status())
 	}

@@ -424,6 +424,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 	commit := env.Replicas > 1
 	runTimeout := (env.Limits.WallTime + m.cfg.FetchAllowance).Truncate(time.Millisecond)
 
+	t0 := time.Now()
 	octx, ocancel := context.WithTimeout(ctx, m.cfg.OfferTimeout)
 	s, reset, err := m.open(octx, p)
 	ocancel()
@@ -461,6 +462,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 			return
 		}
 		send(event{kind: evAccepted})
+		m.log.Debug("offer accepted", "job", j.id, "worker", p, "replica", slot, "took", time.Since(t0))
 	case *proto.Decline:
 		fail(msg.Code, fmt.Errorf("declined: %s: %s", msg.Code, msg.Reason))
 		return
@@ -525,6 +527,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 			}
 		}
 		send(event{kind: evResult, result: res})
+		m.log.Debug("result received", "job", j.id, "worker", p, "replica", slot, "took", time.Since(t0))
 	case *proto.Error:
 		fail(msg.Code, fmt.Errorf("worker error: %s: %s", msg.Code, msg.Message))
 	default:

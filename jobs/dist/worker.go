@@ -297,6 +297,7 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 		return err
 	}
 	log := w.log.With("job", offer.Job, "submitter", remote, "replica", offer.Replica)
+	accepted := time.Now()
 
 	ctx, cancel := context.WithTimeout(w.ctx, offer.RunTimeout)
 	defer cancel()
@@ -325,6 +326,7 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 	}()
 
 	res, err := w.run(ctx, spec)
+	ran := time.Now()
 	if err != nil {
 		code := proto.CodeRun
 		if ctx.Err() != nil {
@@ -348,6 +350,7 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 			Message: truncate("the worker could not record its result in its ledger: " + err.Error())}, workerWriteTimeout)
 		return nil
 	}
+	recorded := time.Now()
 	if offer.Commit {
 		c, err := quorum.Commit(w.cfg.Key, offer.Job, res.CID)
 		if err != nil {
@@ -375,7 +378,8 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 	if err := conn.Write(&proto.Result{Job: offer.Job, Result: resBytes}, workerWriteTimeout); err != nil {
 		return err
 	}
-	log.Debug("job result sent", "result", res.CID, "exit", res.Result.ExitCode)
+	log.Debug("job result sent", "result", res.CID, "exit", res.Result.ExitCode,
+		"run", ran.Sub(accepted), "record", recorded.Sub(ran), "total", time.Since(accepted))
 	return nil
 }
 
