@@ -75,6 +75,76 @@ type JobsConfig struct {
 	Slots int `toml:"slots" comment:"How many jobs this node runs at once for the network (0 offers none). Default: the number of CPU cores when the repo was made."`
 	// Labels are key=value strings published in the node's capacity advert.
 	Labels []string `toml:"labels" comment:"Labels published in this node's capacity advert, each \"key=value\" (at most 16; keys of letters, digits, '.', '_', '-', '/'; values without spaces). Example: [\"region=eu\"]. Default: none."`
+	// Queue is how many offers the worker accepts beyond its free slots;
+	// they wait for a slot. A file without the key gets 2 × Slots.
+	Queue int `toml:"queue" comment:"How many offers from peers this node accepts beyond its free slots; they wait for a slot to free up (0: offers beyond the free slots are declined). 0 to 4096. Default: twice slots."`
+	// AllowSelf lets the scheduler pick this node for the jobs it submits.
+	AllowSelf bool `toml:"allow_self" comment:"Set to true to let the scheduler pick this node like any other for the jobs it submits; when false, it runs a replica of its own job only when no other peer can. Default false."`
+	// Retries is how many offers a submitted job may make beyond one per replica.
+	Retries int `toml:"retries" comment:"How many more offers a job this node submits may make beyond one per replica, when workers fail or do not answer (declines for lack of a free slot do not count). 1 to 100 (0 is not accepted). Default 3."`
+	// CommitWait is how long the manager waits, after the first replica's commitment, for the others.
+	CommitWait Duration `toml:"commit_wait" comment:"How long after the first replica commits to its result this node waits for the other replicas before asking for the reveals; replicas that commit later are revealed as they come. \"100ms\" to \"10m\". Default \"5s\"."`
+	// OfferTimeout bounds one offer to a worker.
+	OfferTimeout Duration `toml:"offer_timeout" comment:"How long an offer to a worker may take, from opening the stream to reading its answer, before the worker is passed over. \"100ms\" to \"5m\". Default \"5s\"."`
+	// FetchAllowance is added to a job's wall time limit to give the worker's run timeout.
+	FetchAllowance Duration `toml:"fetch_allowance" comment:"Time added to a job's wall time limit to give the worker's run timeout, for fetching the module and inputs and storing the results; a worker that has not answered by then fails its replica. A job's deadline is 3 × (wall time + fetch_allowance), at least 1m. \"1s\" to \"1h\". Default \"30s\"."`
+}
+
+// Defaults of the [jobs] table beyond slots and labels.
+const (
+	defaultJobsRetries        = 3
+	defaultJobsCommitWait     = 5 * time.Second
+	defaultJobsOfferTimeout   = 5 * time.Second
+	defaultJobsFetchAllowance = 30 * time.Second
+	maxJobsSlots              = 1024
+	maxJobsQueue              = 4096
+	maxJobsRetries            = 100
+)
+
+// DefaultJobsConfig returns the defaults of the [jobs] table: one slot per
+// CPU core, a queue of twice that, no labels, not picking itself, 3
+// retries, commit_wait and offer_timeout 5s, fetch_allowance 30s.
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{
+		Slots:          runtime.NumCPU(),
+		Labels:         []string{},
+		Queue:          2 * runtime.NumCPU(),
+		Retries:        defaultJobsRetries,
+		CommitWait:     Duration(defaultJobsCommitWait),
+		OfferTimeout:   Duration(defaultJobsOfferTimeout),
+		FetchAllowance: Duration(defaultJobsFetchAllowance),
+	}
+}
+
+// Validate checks the [jobs] table.
+func (c *JobsConfig) Validate() error {
+	if c.Slots < 0 || c.Slots > maxJobsSlots {
+		return fmt.Errorf("config: jobs.slots = %d; want 0 to %d", c.Slots, maxJobsSlots)
+	}
+	if err := validateLabels(c.Labels); err != nil {
+		return err
+	}
+	if c.Queue < 0 || c.Queue > maxJobsQueue {
+		return fmt.Errorf("config: jobs.queue = %d; want 0 to %d, e.g. twice jobs.slots", c.Queue, maxJobsQueue)
+	}
+	if c.Retries < 1 || c.Retries > maxJobsRetries {
+		return fmt.Errorf("config: jobs.retries = %d; want 1 to %d, e.g. %d", c.Retries, maxJobsRetries, defaultJobsRetries)
+	}
+	for _, d := range []struct {
+		key      string
+		v        Duration
+		min, max time.Duration
+		def      time.Duration
+	}{
+		{"commit_wait", c.CommitWait, 100 * time.Millisecond, 10 * time.Minute, defaultJobsCommitWait},
+		{"offer_timeout", c.OfferTimeout, 100 * time.Millisecond, 5 * time.Minute, defaultJobsOfferTimeout},
+		{"fetch_allowance", c.FetchAllowance, time.Second, time.Hour, defaultJobsFetchAllowance},
+	} {
+		if v := d.v.Std(); v < d.min || v > d.max {
+			return fmt.Errorf("config: jobs.%s = %s; want %s to %s, e.g. %q", d.key, v, d.min, d.max, d.def.String())
+		}
+	}
+	return nil
 }
 
 // BlocksConfig, the [blocks] table, is defined in blocks.go.
@@ -109,7 +179,8 @@ var LoopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic
 
 // DefaultConfig returns the config of a new node for real use:
 // network "shoal", no bootstrap peers, listen on TCP and QUIC port 4001 of
-// every interface, API on 127.0.0.1:5080, one job slot per CPU core, log level info.
+// every interface, API on 127.0.0.1:5080, log level info, and the [jobs]
+// table of [DefaultJobsConfig].
 func DefaultConfig() Config {
 	return Config{
 		Network: NetworkConfig{
@@ -125,7 +196,7 @@ func DefaultConfig() Config {
 		},
 		API:    APIConfig{Address: "127.0.0.1:5080"},
 		Log:    LogConfig{Level: "info"},
-		Jobs:   JobsConfig{Slots: runtime.NumCPU(), Labels: []string{}},
+		Jobs:   DefaultJobsConfig(),
 		Blocks: DefaultBlocksConfig(),
 	}
 }
@@ -145,12 +216,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Log.Validate(); err != nil {
-		return err
-	}
-	if c.Jobs.Slots < 0 || c.Jobs.Slots > 1024 {
-		return fmt.Errorf("config: jobs.slots = %d; want 0 to 1024", c.Jobs.Slots)
-	}
-	if err := validateLabels(c.Jobs.Labels); err != nil {
 		return err
 	}
 	// Tables of other areas validate themselves when they know how.
@@ -266,7 +331,8 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // ParseConfig decodes config file contents over DefaultConfig and
-// validates the result.
+// validates the result. A file without jobs.queue gets twice its
+// jobs.slots.
 func ParseConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()
 	md, err := toml.Decode(string(data), &cfg)
@@ -279,6 +345,11 @@ func ParseConfig(data []byte) (Config, error) {
 			keys[i] = k.String()
 		}
 		return Config{}, fmt.Errorf("config: unknown field %s; remove it or check its spelling", strings.Join(keys, ", "))
+	}
+	// Files written before jobs.queue existed keep the queue a worker had
+	// then: twice its slots.
+	if !md.IsDefined("jobs", "queue") {
+		cfg.Jobs.Queue = 2 * cfg.Jobs.Slots
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultConfigValid(t *testing.T) {
@@ -62,6 +63,84 @@ func TestParseConfigMissingFieldsDefault(t *testing.T) {
 	}
 }
 
+// TestJobsConfigDefaults checks the [jobs] table that a new repo gets,
+// written to a file and read back.
+func TestJobsConfigDefaults(t *testing.T) {
+	want := JobsConfig{
+		Slots: runtime.NumCPU(), Labels: []string{}, Queue: 2 * runtime.NumCPU(),
+		AllowSelf: false, Retries: 3,
+		CommitWait: Duration(5 * time.Second), OfferTimeout: Duration(5 * time.Second), FetchAllowance: Duration(30 * time.Second),
+	}
+	if got := DefaultConfig().Jobs; !reflect.DeepEqual(got, want) {
+		t.Errorf("DefaultConfig().Jobs = %+v, want %+v", got, want)
+	}
+	var b bytes.Buffer
+	if err := WriteConfig(&b, DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"queue = ", "allow_self = false", "retries = 3", `commit_wait = "5s"`, `offer_timeout = "5s"`, `fetch_allowance = "30s"`} {
+		if !strings.Contains(b.String(), "\n"+line) {
+			t.Errorf("WriteConfig(DefaultConfig()) has no line %q:\n%s", line, b.String())
+		}
+	}
+	got, err := ParseConfig(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Jobs, want) {
+		t.Errorf("ParseConfig(WriteConfig(DefaultConfig())).Jobs = %+v, want %+v", got.Jobs, want)
+	}
+
+	// Every key set to a value other than its default reads back as written.
+	set := JobsConfig{
+		Slots: 2, Labels: []string{"region=eu"}, Queue: 0, AllowSelf: true, Retries: 100,
+		CommitWait: Duration(100 * time.Millisecond), OfferTimeout: Duration(5 * time.Minute), FetchAllowance: Duration(time.Hour),
+	}
+	cfg := DefaultConfig()
+	cfg.Jobs = set
+	b.Reset()
+	if err := WriteConfig(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ParseConfig(b.Bytes())
+	if err != nil {
+		t.Fatalf("ParseConfig = %v\n%s", err, b.String())
+	}
+	if !reflect.DeepEqual(got.Jobs, set) {
+		t.Errorf("round trip of jobs = %+v, want %+v", got.Jobs, set)
+	}
+}
+
+// TestJobsConfigOldFile checks that a config file written before the
+// [jobs] scheduling keys existed loads with their defaults, and its queue
+// is twice its slots, as it was then.
+func TestJobsConfigOldFile(t *testing.T) {
+	old := `[network]
+name = "lab"
+bootstrap = []
+discovery_min = "250ms"
+discovery_max = "1m0s"
+
+[jobs]
+slots = 5
+labels = ["region=eu"]
+`
+	cfg, err := ParseConfig([]byte(old))
+	if err != nil {
+		t.Fatalf("ParseConfig(old file) = %v", err)
+	}
+	want := DefaultJobsConfig()
+	want.Slots, want.Queue, want.Labels = 5, 10, []string{"region=eu"}
+	if !reflect.DeepEqual(cfg.Jobs, want) {
+		t.Errorf("ParseConfig(old file).Jobs = %+v, want %+v", cfg.Jobs, want)
+	}
+	// An explicit queue wins, 0 included.
+	cfg, err = ParseConfig([]byte("[jobs]\nslots = 5\nqueue = 0\n"))
+	if err != nil || cfg.Jobs.Queue != 0 {
+		t.Errorf("ParseConfig(queue = 0) = queue %d, %v; want 0, nil", cfg.Jobs.Queue, err)
+	}
+}
+
 func TestConfigValidateNamesField(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -82,6 +161,20 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"api public", "[api]\naddress = \"0.0.0.0:5080\"", "api.allow_non_loopback"},
 		{"log level", "[log]\nlevel = \"loud\"", "log.level"},
 		{"slots negative", "[jobs]\nslots = -1", "jobs.slots"},
+		{"slots too many", "[jobs]\nslots = 1025", "jobs.slots"},
+		{"queue negative", "[jobs]\nqueue = -1", "jobs.queue"},
+		{"queue too long", "[jobs]\nqueue = 4097", "jobs.queue"},
+		{"retries zero", "[jobs]\nretries = 0", "jobs.retries"},
+		{"retries negative", "[jobs]\nretries = -1", "jobs.retries"},
+		{"retries too many", "[jobs]\nretries = 101", "jobs.retries"},
+		{"commit_wait short", "[jobs]\ncommit_wait = \"99ms\"", "jobs.commit_wait"},
+		{"commit_wait long", "[jobs]\ncommit_wait = \"11m\"", "jobs.commit_wait"},
+		{"commit_wait bad", "[jobs]\ncommit_wait = \"soon\"", "commit_wait"},
+		{"offer_timeout zero", "[jobs]\noffer_timeout = \"0s\"", "jobs.offer_timeout"},
+		{"offer_timeout long", "[jobs]\noffer_timeout = \"5m1s\"", "jobs.offer_timeout"},
+		{"fetch_allowance short", "[jobs]\nfetch_allowance = \"999ms\"", "jobs.fetch_allowance"},
+		{"fetch_allowance long", "[jobs]\nfetch_allowance = \"61m\"", "jobs.fetch_allowance"},
+		{"allow_self not bool", "[jobs]\nallow_self = \"yes\"", "allow_self"},
 		{"unknown field", "[network]\nnmae = \"x\"", "network.nmae"},
 		{"unknown table", "[netwrok]\nname = \"x\"", "netwrok"},
 		{"not toml", "[network\n", "TOML"},

@@ -50,9 +50,8 @@ type jobService struct {
 	pool   *sandbox.Pool
 	runner *local.Runner
 
-	mu      sync.Mutex             // guards recs, changed
-	recs    map[cid.Cid]*jobRecord // every known job
-	changed chan struct{}          // closed and replaced on every change
+	mu   sync.Mutex             // guards recs and each record's info and changed
+	recs map[cid.Cid]*jobRecord // every known job
 
 	runs     *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -67,10 +66,21 @@ type jobBlocks interface {
 
 // A jobRecord is one job as this node knows it.
 type jobRecord struct {
-	info   client.JobInfo
-	spec   *jobs.SignedSpec
-	result *jobs.SignedResult
-	cancel context.CancelFunc // nil unless running
+	info    client.JobInfo
+	spec    *jobs.SignedSpec
+	result  *jobs.SignedResult
+	cancel  context.CancelFunc // nil unless running
+	stored  bool               // persisted at least once; guarded by jobService.mu
+	changed chan struct{}      // closed and replaced on every change; guarded by jobService.mu
+}
+
+// changedLocked returns the channel closed at rec's next change; s.mu
+// must be held.
+func (rec *jobRecord) changedLocked() chan struct{} {
+	if rec.changed == nil {
+		rec.changed = make(chan struct{})
+	}
+	return rec.changed
 }
 
 // storedJob is a jobRecord in the datastore: the signed spec and result
@@ -83,12 +93,11 @@ type storedJob struct {
 
 func (n *Node) startJobs(ctx context.Context) error {
 	s := &jobService{
-		n:       n,
-		log:     n.log.With("subsystem", "jobs"),
-		ds:      n.Namespace("jobs"),
-		dir:     filepath.Join(n.repo, "jobs"),
-		recs:    map[cid.Cid]*jobRecord{},
-		changed: make(chan struct{}),
+		n:    n,
+		log:  n.log.With("subsystem", "jobs"),
+		ds:   n.Namespace("jobs"),
+		dir:  filepath.Join(n.repo, "jobs"),
+		recs: map[cid.Cid]*jobRecord{},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_jobs_local_total", Help: "Jobs run on this node, by final state.",
 		}, []string{"state"}),
@@ -241,25 +250,38 @@ func (s *jobService) getRunner(ctx context.Context) (*local.Runner, error) {
 	return r, nil
 }
 
-// update changes rec under s.mu, bumps its version, persists it and wakes
-// waiters.
+// update changes rec under s.mu, bumps its version and wakes waiters. It
+// persists the record the first time and whenever the job has ended: a
+// job stored unfinished is queued again on start, so the states between
+// are not worth a write each.
 func (s *jobService) update(rec *jobRecord, fn func(info *client.JobInfo)) {
 	s.mu.Lock()
 	fn(&rec.info)
 	rec.info.Version++
 	rec.info.Updated = time.Now().UTC().Format(time.RFC3339Nano)
-	st := storedJob{Info: rec.info, Spec: nil}
-	if b, err := rec.spec.Encode(); err == nil {
-		st.Spec = b
-	}
-	if rec.result != nil {
-		if b, err := rec.result.Encode(); err == nil {
-			st.Result = b
+	state, _ := jobs.ParseState(rec.info.State)
+	persist := !rec.stored || state.Terminal()
+	rec.stored = true
+	var st storedJob
+	if persist {
+		st.Info = rec.info
+		if b, err := rec.spec.Encode(); err == nil {
+			st.Spec = b
+		}
+		if rec.result != nil {
+			if b, err := rec.result.Encode(); err == nil {
+				st.Result = b
+			}
 		}
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if rec.changed != nil {
+		close(rec.changed)
+		rec.changed = nil
+	}
 	s.mu.Unlock()
+	if !persist {
+		return
+	}
 	b, err := json.Marshal(st)
 	if err == nil {
 		err = s.ds.Put(context.Background(), datastore.NewKey(rec.spec.ID.String()), b)
@@ -497,14 +519,25 @@ func (s *jobService) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("after=%q is not a version number", q.Get("after")))
 		return
 	}
+	// until=end answers only once the job has ended (or the wait is over),
+	// for callers that want the outcome, not each step.
+	untilEnd := false
+	switch u := q.Get("until"); u {
+	case "", "change":
+	case "end":
+		untilEnd = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("until=%q: want \"change\" (the default) or \"end\"", u))
+		return
+	}
 	timer := time.NewTimer(min(wait, time.Minute))
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		info, ch := rec.info, s.changed
+		info, ch := rec.info, rec.changedLocked()
 		s.mu.Unlock()
 		st, _ := jobs.ParseState(info.State)
-		if info.Version > after || st.Terminal() {
+		if st.Terminal() || info.Version > after && !untilEnd {
 			writeJSON(w, http.StatusOK, info)
 			return
 		}

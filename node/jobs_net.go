@@ -44,11 +44,10 @@ func (n *Node) startJobsNet(ctx context.Context) error {
 				labels = e.Labels
 			}
 		}
-		w, err := dist.NewWorker(dist.WorkerConfig{
+		w, err := dist.NewWorker(n.cfg.Jobs.workerConfig(dist.WorkerConfig{
 			Host: n.host, Key: n.key, Executor: a.exec,
-			Slots: n.cfg.Jobs.Slots, Queue: 2 * n.cfg.Jobs.Slots,
 			OnFree: n.setFreeSlots, Labels: labels, Cheat: cheat, Recorder: n.Ledger(), Logger: log,
-		})
+		}))
 		if err != nil {
 			return err
 		}
@@ -67,19 +66,38 @@ func (n *Node) startJobsNet(ctx context.Context) error {
 	if n.capacity.svc == nil {
 		return errors.New("jobs-net: the capacity service must start first")
 	}
-	m, err := dist.NewManager(dist.ManagerConfig{
+	m, err := dist.NewManager(n.cfg.Jobs.managerConfig(dist.ManagerConfig{
 		Host: n.host, Key: n.key, Store: ds, View: n.capacity.svc, Local: a.worker,
 		Announcer: g, Latency: n.host.Peerstore().LatencyEWMA, Logger: log, Registerer: n.metrics,
 		// See ledger.go: jobs are recorded in the node's ledger, convicted
 		// peers are never workers, and the workers' ledgers are replicated.
 		Recorder: n.Ledger(), Convicted: n.LedgerConvicted, Ended: n.ledgerJobEnded,
-	})
+	}))
 	if err != nil {
 		return err
 	}
 	a.mgr = m
 	n.onClose("jobs-net manager", m.Close)
 	return nil
+}
+
+// workerConfig returns wc with the worker's settings of the [jobs] table:
+// slots and queue.
+func (c *JobsConfig) workerConfig(wc dist.WorkerConfig) dist.WorkerConfig {
+	wc.Slots, wc.Queue = c.Slots, c.Queue
+	return wc
+}
+
+// managerConfig returns mc with the scheduling settings of the [jobs]
+// table: allow_self, retries, commit_wait, offer_timeout and
+// fetch_allowance.
+func (c *JobsConfig) managerConfig(mc dist.ManagerConfig) dist.ManagerConfig {
+	mc.AllowSelf = c.AllowSelf
+	mc.Retries = c.Retries
+	mc.CommitWait = c.CommitWait.Std()
+	mc.OfferTimeout = c.OfferTimeout.Std()
+	mc.FetchAllowance = c.FetchAllowance.Std()
+	return mc
 }
 
 // setFreeSlots publishes the worker's free slots in the capacity advert.
@@ -301,11 +319,37 @@ func agreedResult(st dist.Status) *jobs.SignedResult {
 	if pick == nil {
 		return nil
 	}
-	res, err := jobs.DecodeSignedResult(pick.Signed)
-	if err != nil {
+	return decodedResult(*pick)
+}
+
+// decodedResult returns the checked signed result of r: the one the
+// status carries, else decoded from its bytes; nil if they do not hold r.
+func decodedResult(r dist.ResultStatus) *jobs.SignedResult {
+	res := r.Decoded
+	if res == nil {
+		var err error
+		if res, err = jobs.DecodeSignedResult(r.Signed); err != nil {
+			return nil
+		}
+	}
+	if !res.CID.Equals(r.CID) {
 		return nil
 	}
 	return res
+}
+
+// netResultInfo returns the API's view of one result of a distributed
+// job. Its wall time and peak memory come from the signed result record,
+// which the status carries; without a valid record they stay 0.
+func netResultInfo(r dist.ResultStatus) client.JobResult {
+	if res := decodedResult(r); res != nil {
+		return resultInfo(res)
+	}
+	return client.JobResult{
+		Worker: r.Worker.String(), Result: r.CID.String(), ExitCode: r.ExitCode,
+		Failure: string(r.Failure), Reason: r.Reason,
+		Stdout: r.Stdout.String(), Stderr: r.Stderr.String(), Outputs: r.Outputs.String(),
+	}
 }
 
 // mergeNetStatus writes a distributed job's status into the API's JobInfo.
@@ -335,11 +379,7 @@ func mergeNetStatus(i *client.JobInfo, spec *jobs.SignedSpec, st dist.Status) {
 	}
 	i.Results = []client.JobResult{}
 	for _, r := range st.Results {
-		i.Results = append(i.Results, client.JobResult{
-			Worker: r.Worker.String(), Result: r.CID.String(), ExitCode: r.ExitCode,
-			Failure: string(r.Failure), Reason: r.Reason,
-			Stdout: r.Stdout.String(), Stderr: r.Stderr.String(), Outputs: r.Outputs.String(),
-		})
+		i.Results = append(i.Results, netResultInfo(r))
 	}
 	if res := agreedResult(st); res != nil {
 		r := res.Result

@@ -106,9 +106,16 @@ func TestJobRunLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jb = waitJob(t, c, jb.Job)
+	// until=end answers once, with the ended job.
+	if jb, err = c.WaitJobEnd(ctx, jb.Job, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if jb.State != "failed" || jb.Failure != "invalid_module" || jb.Reason == "" {
 		t.Fatalf("bad module job = %+v", jb)
+	}
+	var ignored client.JobInfo
+	if err := c.Do(ctx, "GET", "/v1/jobs/"+jb.Job+"?after=0&wait=1s&until=soon", nil, &ignored); err == nil || !strings.Contains(err.Error(), "until") {
+		t.Fatalf("until=soon: %v, want an error naming until", err)
 	}
 	list, err := c.Jobs(ctx)
 	if err != nil || len(list) != 2 {

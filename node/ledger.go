@@ -37,6 +37,9 @@ const (
 	ledgerAnnounceCheck = time.Second
 	ledgerAnnounceEvery = 30 * time.Second
 	ledgerPeerTimeout   = 2 * time.Minute
+	// ledgerReplicateDelay gathers the workers of jobs that end close
+	// together into one replication per worker.
+	ledgerReplicateDelay = 250 * time.Millisecond
 )
 
 // ledgerArea is the node's ledger: its own log, the stream server, the
@@ -51,6 +54,7 @@ type ledgerArea struct {
 	watching map[peer.ID]bool // guarded by mu: peers with an Observe in flight
 	again    map[peer.ID]bool // guarded by mu: peers to replicate again when their Observe ends
 	received map[cid.Cid]bool // guarded by mu: evidence that arrived by gossip
+	ended    chan peer.ID     // workers of ended jobs, for replicateEnded
 	wg       sync.WaitGroup
 }
 
@@ -69,7 +73,8 @@ func (n *Node) startLedger(ctx context.Context) error {
 		return err
 	}
 	n.onClose("ledger witness", w.Close)
-	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{}}
+	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{},
+		ended: make(chan peer.ID, 1024)}
 	n.ledger = a
 	w.OnEvidence(func(ev *ledger.Evidence) { n.ledgerNewEvidence(a, ev) })
 	n.host.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(l).Handle)
@@ -89,9 +94,10 @@ func (n *Node) startLedger(ctx context.Context) error {
 		}
 		return err
 	})
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go n.ledgerAnnounce(a)
 	go n.ledgerListen(a)
+	go n.ledgerReplicateEnded(a)
 	return nil
 }
 
@@ -186,13 +192,43 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 }
 
 // ledgerJobEnded is called by the job manager when a job this node
-// submitted has ended: it replicates the ledgers of the job's workers.
+// submitted has ended: it has the ledgers of the job's workers replicated
+// (by ledgerReplicateEnded, within ledgerReplicateDelay). It never blocks:
+// should the queue be full, the worker's next checkpoint announcement
+// brings its ledger over all the same.
 func (n *Node) ledgerJobEnded(st dist.Status) {
-	seen := map[peer.ID]bool{}
 	for _, r := range st.Results {
-		if r.Worker != n.id && !seen[r.Worker] {
-			seen[r.Worker] = true
-			n.ledgerReplicate(r.Worker)
+		if r.Worker == n.id {
+			continue
+		}
+		select {
+		case n.ledger.ended <- r.Worker:
+		default:
+		}
+	}
+}
+
+// ledgerReplicateEnded replicates the ledgers of the workers of ended
+// jobs, each once per ledgerReplicateDelay however many of its jobs ended.
+func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
+	defer a.wg.Done()
+	pending := make(map[peer.ID]bool)
+	var due <-chan time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case p := <-a.ended:
+			pending[p] = true
+			if due == nil {
+				due = time.After(ledgerReplicateDelay)
+			}
+		case <-due:
+			due = nil
+			for p := range pending {
+				n.ledgerReplicate(p)
+			}
+			clear(pending)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func Setup(opts Options) (*Testnet, error) {
 		}
 		cfg.API.Address = "127.0.0.1:0"
 		cfg.Log.Level = opts.LogLevel
-		cfg.Jobs.Slots = opts.Slots
+		cfg.Jobs.Slots, cfg.Jobs.Queue = opts.Slots, 2*opts.Slots
 		if i > 0 {
 			cfg.Network.Bootstrap = []string{bootstrap}
 		}

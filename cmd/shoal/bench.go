@@ -292,7 +292,7 @@ func (b *bencher) job(ctx context.Context, i int, module string, replicas int) (
 		return 0, fmt.Errorf("bench: submit on node%d: %w", i%len(b.clients), err)
 	}
 	for !j.Terminal() {
-		if j, err = c.WaitJob(ctx, j.Job, j.Version, 30*time.Second); err != nil {
+		if j, err = c.WaitJobEnd(ctx, j.Job, 30*time.Second); err != nil {
 			return 0, fmt.Errorf("bench: job %s: %w", j.Job, err)
 		}
 	}

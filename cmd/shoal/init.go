@@ -38,7 +38,7 @@ API token (mode 0600). An existing repo is never overwritten.`,
 				cfg.Network.Name = network
 			}
 			if cmd.Flags().Changed("slots") {
-				cfg.Jobs.Slots = slots
+				cfg.Jobs.Slots, cfg.Jobs.Queue = slots, 2*slots
 			}
 			if cmd.Flags().Changed("listen") {
 				cfg.P2P.Listen = listen

@@ -76,9 +76,11 @@
 //
 // # Publishing
 //
-// A node publishes its advert when it starts, at once when its slots
-// change (changes within [DefaultMinInterval] of the last advert are
-// coalesced), when a neighbour joins the topic or an advert of a peer new
+// A node publishes its advert when it starts, soon after its slots
+// change (a change settles for half of [DefaultMinInterval] first, changes
+// within [DefaultMinInterval] of the last advert are coalesced, and a
+// change undone before the advert goes out, such as a short job's slot
+// taken and given back, publishes nothing), when a neighbour joins the topic or an advert of a peer new
 // to its view arrives (so that a newcomer learns every offer without
 // waiting for a heartbeat; at most once a second), and on a heartbeat well inside the expiry (defaults
 // [DefaultHeartbeat] 10 s and [DefaultExpiry] 30 s). Its seq is

@@ -237,6 +237,13 @@ func (s *Service) SetTotal(total int) (free int, err error) {
 	return free, nil
 }
 
+// slots returns the total and free slots now.
+func (s *Service) slots() [2]int {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	return [2]int{s.total, s.free}
+}
+
 func (s *Service) poke() {
 	select {
 	case s.kick <- struct{}{}:
@@ -493,6 +500,7 @@ func (s *Service) publishLoop() {
 	defer s.wg.Done()
 	last := s.cfg.now()
 	var lastJoin time.Time
+	published := [2]int{-1, -1} // total and free slots of the last advert
 	timer := time.NewTimer(jitter(s.cfg.heartbeat))
 	defer timer.Stop()
 	sleepUntil := func(t time.Time) bool {
@@ -510,8 +518,19 @@ func (s *Service) publishLoop() {
 		case <-s.ctx.Done():
 			return
 		case <-s.kick:
-			if !sleepUntil(last.Add(s.cfg.minInterval)) {
+			// Let the change settle for half the minimum interval first, so
+			// that a job shorter than that never shows in an advert.
+			at := s.cfg.now().Add(s.cfg.minInterval / 2)
+			if next := last.Add(s.cfg.minInterval); next.After(at) {
+				at = next
+			}
+			if !sleepUntil(at) {
 				return
+			}
+			if s.slots() == published {
+				// The slots changed and changed back (a short job came and
+				// went): the last advert still says the truth.
+				continue
 			}
 		case <-s.joinKick:
 			if !sleepUntil(lastJoin.Add(s.joinInterval())) || !sleepUntil(last.Add(s.cfg.minInterval)) {
@@ -531,6 +550,9 @@ func (s *Service) publishLoop() {
 				return
 			}
 			s.log.Warn("capacity advert not published; retrying at the next heartbeat", "err", err)
+			published = [2]int{-1, -1}
+		} else {
+			published = s.slots()
 		}
 		last = s.cfg.now()
 		timer.Reset(jitter(s.cfg.heartbeat))

@@ -118,6 +118,7 @@ func (a *Announced) Status() Status {
 // for jobs submitted anywhere. It implements Announcer.
 type Gossip struct {
 	key   crypto.PrivKey
+	self  peer.ID
 	ps    *pubsub.PubSub
 	name  string
 	topic *pubsub.Topic
@@ -139,12 +140,15 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gossip{key: key, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger}
+	self, err := crypto.PeerID(key)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := ps.RegisterTopicValidator(g.name, g.validate); err != nil {
 		return nil, fmt.Errorf("dist: register validator for topic %s: %w", g.name, err)
 	}
-	var err error
 	if g.topic, err = ps.Join(g.name); err != nil {
 		ps.UnregisterTopicValidator(g.name)
 		return nil, fmt.Errorf("dist: join topic %s: %w", g.name, err)
@@ -171,8 +175,8 @@ func (g *Gossip) Close() error {
 	return nil
 }
 
-// Announce publishes the verdict of a job this node submitted and stores it
-// as seen.
+// Announce stores the verdict of a job this node submitted as seen and
+// publishes it.
 func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status) error {
 	if st.Verdict == "" {
 		return errors.New("dist: announce: the job has no verdict")
@@ -181,6 +185,9 @@ func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status)
 	if err != nil {
 		return err
 	}
+	if err := g.st.putAnnounced(ctx, spec.ID, b); err != nil {
+		return fmt.Errorf("dist: store the announcement of job %s: %w", spec.ID, err)
+	}
 	if err := g.topic.Publish(ctx, b); err != nil {
 		return fmt.Errorf("dist: publish verdict of job %s on %s: %w", spec.ID, g.name, err)
 	}
@@ -188,6 +195,10 @@ func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status)
 }
 
 func (g *Gossip) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if from == g.self && msg.GetFrom() == g.self {
+		// This node's own announcement, sealed and stored by Announce.
+		return pubsub.ValidationAccept
+	}
 	a, err := OpenAnnouncement(msg.Data)
 	if err == nil && msg.GetFrom() != a.Spec.Envelope.Submitter {
 		err = fmt.Errorf("announcement of job %s published by %s, not by its submitter", a.Spec.ID, msg.GetFrom())

@@ -74,8 +74,15 @@ type ResultStatus struct {
 	Vote bool `json:"vote"`
 	// Agrees is true for results in the winning group of a verified job.
 	Agrees bool `json:"agrees"`
+	// WallMS and PeakMemory are the run's wall time in milliseconds and
+	// the program's peak memory in bytes, as the worker signed them.
+	WallMS     float64 `json:"wall_ms"`
+	PeakMemory uint64  `json:"peak_memory"`
 	// Signed is the signed result record (jobs.DecodeSignedResult reads it).
 	Signed []byte `json:"signed"`
+	// Decoded is the checked result Signed holds, so that readers in this
+	// process need not decode and verify it again. Not serialised.
+	Decoded *jobs.SignedResult `json:"-"`
 }
 
 // statusJSON is Status with its CID as a plain string: the API's JSON
@@ -169,7 +176,8 @@ func resultStatus(r *jobs.SignedResult, vote bool) ResultStatus {
 	return ResultStatus{
 		Worker: r.Result.Worker, CID: r.CID, ExitCode: r.Result.ExitCode, Failure: r.Result.Failure,
 		Reason: r.Result.Reason, Stdout: r.Result.Stdout, Stderr: r.Result.Stderr, Outputs: r.Result.Outputs,
-		Vote: vote, Signed: b,
+		WallMS: float64(r.Result.WallTime.Microseconds()) / 1000, PeakMemory: r.Result.PeakMemory,
+		Vote: vote, Signed: b, Decoded: r,
 	}
 }
 

@@ -323,8 +323,15 @@ func (s *Service) provide(c cid.Cid) {
 	}
 }
 
+// maxProvidedMemory bounds how many recently announced CIDs provideLoop
+// remembers to skip announcing them again.
+const maxProvidedMemory = 1 << 16
+
 // provideLoop announces queued CIDs and periodically reannounces the roots
-// of all pins.
+// of all pins. A CID announced within the reprovide interval is not
+// announced again when queued anew (the same empty stderr or the same
+// module is added by many jobs): its provider record still stands, and the
+// periodic reprovide renews it.
 func (s *Service) provideLoop() {
 	defer s.wg.Done()
 	var tick <-chan time.Time
@@ -333,12 +340,28 @@ func (s *Service) provideLoop() {
 		defer t.Stop()
 		tick = t.C
 	}
+	provided := make(map[cid.Cid]time.Time)
+	fresh := func(c cid.Cid) bool {
+		at, ok := provided[c]
+		return ok && (s.cfg.reprovideInterval <= 0 || time.Since(at) < s.cfg.reprovideInterval)
+	}
+	announce := func(c cid.Cid) {
+		if !s.provideNow(c) {
+			return
+		}
+		if len(provided) >= maxProvidedMemory {
+			clear(provided) // forget them all: at worst some are announced twice
+		}
+		provided[c] = time.Now()
+	}
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case c := <-s.provideCh:
-			s.provideNow(c)
+			if !fresh(c) {
+				announce(c)
+			}
 		case <-tick:
 			pins, err := s.Pins(s.ctx)
 			if err != nil {
@@ -346,21 +369,27 @@ func (s *Service) provideLoop() {
 				continue
 			}
 			for _, p := range pins {
-				s.provideNow(p.CID)
+				announce(p.CID)
 			}
 		}
 	}
 }
 
-func (s *Service) provideNow(c cid.Cid) {
+// provideNow announces c to the content router and reports whether that
+// worked.
+func (s *Service) provideNow(c cid.Cid) bool {
 	if s.router == nil {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
-	if err := s.router.Provide(ctx, c, true); err != nil && s.ctx.Err() == nil {
-		s.log.Debug("provide failed; will retry at the next reprovide", "cid", c, "err", err)
+	if err := s.router.Provide(ctx, c, true); err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Debug("provide failed; will retry at the next reprovide", "cid", c, "err", err)
+		}
+		return false
 	}
+	return true
 }
 
 // limitedBlockstore refuses blocks over MaxBlockSize, whoever writes them

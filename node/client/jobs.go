@@ -98,6 +98,15 @@ func (c *Client) WaitJob(ctx context.Context, id string, after int64, wait time.
 	return v, err
 }
 
+// WaitJobEnd returns the job once it has ended, or as it is when wait
+// passes first (the daemon bounds a wait to a minute).
+func (c *Client) WaitJobEnd(ctx context.Context, id string, wait time.Duration) (JobInfo, error) {
+	var v JobInfo
+	q := url.Values{"after": {"0"}, "wait": {wait.String()}, "until": {"end"}}
+	err := c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"?"+q.Encode(), nil, &v)
+	return v, err
+}
+
 // Jobs lists the jobs the daemon knows, newest first.
 func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 	var v []JobInfo
