@@ -33,8 +33,9 @@ const maxParallelSyncs = 16
 // Writing a block file costs one copy into the page cache, where the
 // datastore would copy it into its log, memtable and tables.
 type fileBlockstore struct {
-	small blockstore.Blockstore
-	dir   string
+	small  blockstore.Blockstore
+	dir    string
+	shards sync.Map // shard directories known to exist: name → struct{}
 }
 
 var _ blockstore.Blockstore = (*fileBlockstore)(nil)
@@ -167,10 +168,21 @@ func (p *pendingFile) abort() {
 func (f *fileBlockstore) writeTemp(b blockformat.Block) (*pendingFile, error) {
 	final := f.path(b.Cid())
 	dir := filepath.Dir(final)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("blocks: creating block directory %s: %w", dir, err)
+	if _, ok := f.shards.Load(dir); !ok {
+		// Once per shard and process: a mkdir per block costs a system
+		// call for nothing.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("blocks: creating block directory %s: %w", dir, err)
+		}
+		f.shards.Store(dir, struct{}{})
 	}
 	tf, err := os.CreateTemp(dir, ".tmp-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// The shard was removed behind this process's back: make it again.
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			tf, err = os.CreateTemp(dir, ".tmp-*")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blocks: creating block file in %s (is the disk full?): %w", dir, err)
 	}
