@@ -711,6 +711,36 @@ func (tn *Testnet) Perturb(ctx context.Context, i int, p Perturbation) error {
 	}
 }
 
+// CopyBinary copies the shoal binary at src to a new file shoal-bin-* in
+// dir (the temp dir if "") and returns its path. A testnet runs such a
+// copy, so that rebuilding shoal while it runs changes nothing under it.
+func CopyBinary(src, dir string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("testnet: open shoal binary: %w", err)
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(dir, "shoal-bin-")
+	if err != nil {
+		return "", fmt.Errorf("testnet: copy shoal binary: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return "", fmt.Errorf("testnet: copy shoal binary to %s: %w", out.Name(), err)
+	}
+	if err := out.Chmod(0o755); err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return "", fmt.Errorf("testnet: make %s executable: %w", out.Name(), err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("testnet: copy shoal binary to %s: %w", out.Name(), err)
+	}
+	return out.Name(), nil
+}
+
 // BuildBinary builds the shoal command into dir/shoal with `go build` and
 // returns its path. Tests of other packages call it from TestMain.
 func BuildBinary(ctx context.Context, dir string) (string, error) {

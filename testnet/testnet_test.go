@@ -239,7 +239,13 @@ func TestSetupBadInput(t *testing.T) {
 // ("MB/idle-rss-max"), and the means of RSS, of its private part
 // (RssAnon) and of PSS, which shares the binary's pages among the nodes.
 func BenchmarkDiscovery10(b *testing.B) {
-	bin := binary(b)
+	// The nodes run a copy of the binary, as under shoal testnet up: how the
+	// binary's pages sit in the page cache decides how many the kernel maps
+	// back after the daemon drops them (see docs/performance.md).
+	bin, err := CopyBinary(binary(b), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
 	var meshTotal, startTotal time.Duration
 	var rssMax float64
 	var sum Memory

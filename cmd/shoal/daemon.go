@@ -85,6 +85,7 @@ for this run only. Logs go to stderr.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "  listen:  %s/p2p/%s\n", a, n.PeerID())
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stop with Ctrl-C\n")
+			go trimExecutableLoop(ctx, logger)
 			<-ctx.Done()
 			stop() // a second signal kills the process
 			logger.Info("shutting down")

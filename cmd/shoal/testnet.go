@@ -201,25 +201,7 @@ func copySelf() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find this executable: %w", err)
 	}
-	src, err := os.Open(exe)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", exe, err)
-	}
-	defer src.Close()
-	dst, err := os.CreateTemp("", "shoal-bin-")
-	if err != nil {
-		return "", fmt.Errorf("copy shoal binary: %w", err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		os.Remove(dst.Name())
-		return "", fmt.Errorf("copy shoal binary to %s: %w", dst.Name(), err)
-	}
-	if err := dst.Chmod(0o755); err != nil {
-		dst.Close()
-		return "", err
-	}
-	return dst.Name(), dst.Close()
+	return testnet.CopyBinary(exe, "")
 }
 
 // testnetDir returns --dir, else the dir of the last testnet started.
