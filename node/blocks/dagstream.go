@@ -62,6 +62,7 @@ func (s *Service) handleDAGStream(st network.Stream) {
 	stack := []cid.Cid{root}
 	seen := make(map[cid.Cid]struct{})
 	hdr := make([]byte, 0, 2*maxCIDLen)
+	var buf []byte // block files are read into it, one after another
 	for len(stack) > 0 {
 		c := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -69,7 +70,7 @@ func (s *Service) handleDAGStream(st network.Stream) {
 			continue
 		}
 		seen[c] = struct{}{}
-		blk, err := s.bs.Get(ctx, c)
+		data, err := s.blockData(ctx, c, &buf)
 		if ipld.IsNotFound(err) {
 			fail(CodeNotFound, fmt.Sprintf("provider does not have block %s of DAG %s", c, root))
 			return
@@ -79,7 +80,6 @@ func (s *Service) handleDAGStream(st network.Stream) {
 			fail(CodeInternal, fmt.Sprintf("provider failed to read block %s", c))
 			return
 		}
-		data := blk.RawData()
 		links, err := linksOf(c, data)
 		if err != nil {
 			fail(CodeInternal, fmt.Sprintf("provider holds a malformed block %s", c))
@@ -104,6 +104,19 @@ func (s *Service) handleDAGStream(st network.Stream) {
 	if err := bw.Flush(); err != nil {
 		st.Reset()
 	}
+}
+
+// blockData returns the bytes of block c, reading a block file into buf
+// (see fileBlockstore.readInto); other blocks come from the blockstore.
+func (s *Service) blockData(ctx context.Context, c cid.Cid, buf *[]byte) ([]byte, error) {
+	if s.files != nil {
+		return s.files.readInto(ctx, c, buf)
+	}
+	blk, err := s.bs.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return blk.RawData(), nil
 }
 
 // fetchViaDAGStreams asks connected peers, then providers named by the

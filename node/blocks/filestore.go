@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,6 +83,40 @@ func (f *fileBlockstore) Get(ctx context.Context, c cid.Cid) (blockformat.Block,
 		return nil, fmt.Errorf("blocks: reading block file of %s: %w", c, err)
 	}
 	return f.small.Get(ctx, c)
+}
+
+// readInto returns the bytes of block c, read into *buf (grown if too
+// small) when the block is a file, so that a caller streaming many blocks
+// reuses one buffer. The result is valid until *buf is used again.
+func (f *fileBlockstore) readInto(ctx context.Context, c cid.Cid, buf *[]byte) ([]byte, error) {
+	fh, err := os.Open(f.path(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		blk, err := f.small.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return blk.RawData(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blocks: reading block file of %s: %w", c, err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("blocks: reading block file of %s: %w", c, err)
+	}
+	if fi.Size() > MaxBlockSize {
+		return nil, fmt.Errorf("blocks: block file of %s is %d bytes, over the %d-byte limit; it is corrupt, remove it", c, fi.Size(), MaxBlockSize)
+	}
+	n := int(fi.Size())
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	data := (*buf)[:n]
+	if _, err := io.ReadFull(fh, data); err != nil {
+		return nil, fmt.Errorf("blocks: reading block file of %s: %w", c, err)
+	}
+	return data, nil
 }
 
 func (f *fileBlockstore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
