@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // benchSize is the file size of the transfer benchmarks (256 MiB), as in
@@ -149,4 +151,41 @@ func BenchmarkFirstByte(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-first-byte")
+}
+
+// BenchmarkRawStream256MiB moves 256 MiB over one bare libp2p stream
+// between the same kind of hosts as BenchmarkFetch256MiB, with nothing
+// stored or verified: the ceiling a fetch is measured against, on the
+// machine as it is at the time.
+func BenchmarkRawStream256MiB(b *testing.B) {
+	const proto = "/shoal/bench/raw/1.0.0"
+	ha, hb := newHost(b), newHost(b)
+	chunk := make([]byte, 256<<10)
+	ha.SetStreamHandler(proto, func(s network.Stream) {
+		defer s.Close()
+		for sent := 0; sent < benchSize; sent += len(chunk) {
+			if _, err := s.Write(chunk); err != nil {
+				s.Reset()
+				return
+			}
+		}
+	})
+	connect(b, hb, ha)
+	b.SetBytes(benchSize)
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cpu0 := cpuTime()
+		s, err := hb.NewStream(context.Background(), ha.ID(), proto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, s)
+		if err != nil || n != benchSize {
+			b.Fatalf("read %d bytes, %v", n, err)
+		}
+		s.Close()
+		cpu += cpuTime() - cpu0
+	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
