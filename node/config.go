@@ -88,6 +88,8 @@ type JobsConfig struct {
 	OfferTimeout Duration `toml:"offer_timeout" comment:"How long an offer to a worker may take, from opening the stream to reading its answer, before the worker is passed over. \"100ms\" to \"5m\". Default \"5s\"."`
 	// FetchAllowance is added to a job's wall time limit to give the worker's run timeout.
 	FetchAllowance Duration `toml:"fetch_allowance" comment:"Time added to a job's wall time limit to give the worker's run timeout, for fetching the module and inputs and storing the results; a worker that has not answered by then fails its replica. A job's deadline is 3 × (wall time + fetch_allowance), at least 1m. \"1s\" to \"1h\". Default \"30s\"."`
+	// ResultsRetention is how long the results announcements of other nodes' jobs are kept.
+	ResultsRetention Duration `toml:"results_retention" comment:"How long this node keeps the results it hears announced for other nodes' jobs (so that shoal job status answers for them here); older ones are deleted. The node's own jobs are kept. \"1m\" to \"8760h\". Default \"168h\" (a week)."`
 }
 
 // Defaults of the [jobs] table beyond slots and labels.
@@ -96,6 +98,7 @@ const (
 	defaultJobsCommitWait     = 5 * time.Second
 	defaultJobsOfferTimeout   = 5 * time.Second
 	defaultJobsFetchAllowance = 30 * time.Second
+	defaultResultsRetention   = 7 * 24 * time.Hour
 	maxJobsSlots              = 1024
 	maxJobsQueue              = 4096
 	maxJobsRetries            = 100
@@ -103,7 +106,8 @@ const (
 
 // DefaultJobsConfig returns the defaults of the [jobs] table: one slot per
 // CPU core, a queue of twice that, no labels, not picking itself, 3
-// retries, commit_wait and offer_timeout 5s, fetch_allowance 30s.
+// retries, commit_wait and offer_timeout 5s, fetch_allowance 30s,
+// results_retention a week.
 func DefaultJobsConfig() JobsConfig {
 	return JobsConfig{
 		Slots:          runtime.NumCPU(),
@@ -113,6 +117,8 @@ func DefaultJobsConfig() JobsConfig {
 		CommitWait:     Duration(defaultJobsCommitWait),
 		OfferTimeout:   Duration(defaultJobsOfferTimeout),
 		FetchAllowance: Duration(defaultJobsFetchAllowance),
+
+		ResultsRetention: Duration(defaultResultsRetention),
 	}
 }
 
@@ -139,6 +145,7 @@ func (c *JobsConfig) Validate() error {
 		{"commit_wait", c.CommitWait, 100 * time.Millisecond, 10 * time.Minute, defaultJobsCommitWait},
 		{"offer_timeout", c.OfferTimeout, 100 * time.Millisecond, 5 * time.Minute, defaultJobsOfferTimeout},
 		{"fetch_allowance", c.FetchAllowance, time.Second, time.Hour, defaultJobsFetchAllowance},
+		{"results_retention", c.ResultsRetention, time.Minute, 365 * 24 * time.Hour, defaultResultsRetention},
 	} {
 		if v := d.v.Std(); v < d.min || v > d.max {
 			return fmt.Errorf("config: jobs.%s = %s; want %s to %s, e.g. %q", d.key, v, d.min, d.max, d.def.String())

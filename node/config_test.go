@@ -70,6 +70,7 @@ func TestJobsConfigDefaults(t *testing.T) {
 		Slots: runtime.NumCPU(), Labels: []string{}, Queue: 2 * runtime.NumCPU(),
 		AllowSelf: false, Retries: 3,
 		CommitWait: Duration(5 * time.Second), OfferTimeout: Duration(5 * time.Second), FetchAllowance: Duration(30 * time.Second),
+		ResultsRetention: Duration(7 * 24 * time.Hour),
 	}
 	if got := DefaultConfig().Jobs; !reflect.DeepEqual(got, want) {
 		t.Errorf("DefaultConfig().Jobs = %+v, want %+v", got, want)
@@ -78,7 +79,7 @@ func TestJobsConfigDefaults(t *testing.T) {
 	if err := WriteConfig(&b, DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"queue = ", "allow_self = false", "retries = 3", `commit_wait = "5s"`, `offer_timeout = "5s"`, `fetch_allowance = "30s"`} {
+	for _, line := range []string{"queue = ", "allow_self = false", "retries = 3", `commit_wait = "5s"`, `offer_timeout = "5s"`, `fetch_allowance = "30s"`, `results_retention = "168h0m0s"`} {
 		if !strings.Contains(b.String(), "\n"+line) {
 			t.Errorf("WriteConfig(DefaultConfig()) has no line %q:\n%s", line, b.String())
 		}
@@ -95,6 +96,7 @@ func TestJobsConfigDefaults(t *testing.T) {
 	set := JobsConfig{
 		Slots: 2, Labels: []string{"region=eu"}, Queue: 0, AllowSelf: true, Retries: 100,
 		CommitWait: Duration(100 * time.Millisecond), OfferTimeout: Duration(5 * time.Minute), FetchAllowance: Duration(time.Hour),
+		ResultsRetention: Duration(time.Minute),
 	}
 	cfg := DefaultConfig()
 	cfg.Jobs = set
@@ -174,6 +176,8 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"offer_timeout long", "[jobs]\noffer_timeout = \"5m1s\"", "jobs.offer_timeout"},
 		{"fetch_allowance short", "[jobs]\nfetch_allowance = \"999ms\"", "jobs.fetch_allowance"},
 		{"fetch_allowance long", "[jobs]\nfetch_allowance = \"61m\"", "jobs.fetch_allowance"},
+		{"results_retention short", "[jobs]\nresults_retention = \"30s\"", "jobs.results_retention"},
+		{"results_retention long", "[jobs]\nresults_retention = \"9000h\"", "jobs.results_retention"},
 		{"allow_self not bool", "[jobs]\nallow_self = \"yes\"", "allow_self"},
 		{"unknown field", "[network]\nnmae = \"x\"", "network.nmae"},
 		{"unknown table", "[netwrok]\nname = \"x\"", "netwrok"},

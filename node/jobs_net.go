@@ -57,7 +57,7 @@ func (n *Node) startJobsNet(ctx context.Context) error {
 		log.Info("this node runs no jobs for others", "slots", n.cfg.Jobs.Slots, "executor", a.exec != nil)
 	}
 	ds := n.Namespace("jobs-net")
-	g, err := dist.NewGossip(n.ps, n.cfg.Network.Name, n.key, ds, log)
+	g, err := dist.NewGossip(n.ps, n.cfg.Network.Name, n.key, ds, log, n.cfg.Jobs.ResultsRetention.Std())
 	if err != nil {
 		return err
 	}

@@ -126,6 +126,8 @@ type Gossip struct {
 	st    *store
 	log   *slog.Logger
 
+	retention time.Duration
+
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -134,17 +136,32 @@ type Gossip struct {
 
 var _ Announcer = (*Gossip)(nil)
 
+// DefaultRetention is how long a node keeps the results announcements it
+// heard, unless told otherwise.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// pruneEvery is how often a Gossip deletes announcements past retention.
+const pruneEvery = time.Hour
+
 // NewGossip joins the results topic of network on ps. ds must be the same
-// datastore the node's Manager uses.
-func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datastore.Batching, logger *slog.Logger) (*Gossip, error) {
+// datastore the node's Manager uses. Announcements are kept for retention
+// after they were first heard (DefaultRetention if 0), then deleted: a job
+// of another node is readable here for that long.
+func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datastore.Batching, logger *slog.Logger, retention time.Duration) (*Gossip, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if retention < 0 {
+		return nil, fmt.Errorf("dist: announcement retention %v must not be negative", retention)
+	}
+	if retention == 0 {
+		retention = DefaultRetention
 	}
 	self, err := crypto.PeerID(key)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger}
+	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger, retention: retention}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := ps.RegisterTopicValidator(g.name, g.validate); err != nil {
 		return nil, fmt.Errorf("dist: register validator for topic %s: %w", g.name, err)
@@ -158,9 +175,43 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 		ps.UnregisterTopicValidator(g.name)
 		return nil, fmt.Errorf("dist: subscribe to topic %s: %w", g.name, err)
 	}
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.readLoop()
+	go g.pruneLoop()
 	return g, nil
+}
+
+// pruneLoop deletes announcements past retention, at start and every
+// pruneEvery.
+func (g *Gossip) pruneLoop() {
+	defer g.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := g.Prune(g.ctx, time.Now().Add(-g.retention))
+		switch {
+		case err != nil && g.ctx.Err() == nil:
+			g.log.Warn("could not prune old results announcements", "err", err)
+		case n > 0:
+			g.log.Info("pruned old results announcements", "count", n, "retention", g.retention)
+		}
+		if n == maxPrunePass {
+			t.Reset(time.Second) // more to do
+		} else {
+			t.Reset(pruneEvery)
+		}
+	}
+}
+
+// Prune deletes the announcements first heard before cutoff (at most
+// 100 000 per call) and returns how many it deleted.
+func (g *Gossip) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	return g.st.pruneAnnounced(ctx, cutoff)
 }
 
 // Close leaves the topic.

@@ -120,7 +120,7 @@ func TestAnnouncedStatusFromAnotherNode(t *testing.T) {
 		if nd == c.nodes[0] {
 			ds = c.ds
 		}
-		g, err := NewGossip(ps, "testnet", nd.key, ds, nil)
+		g, err := NewGossip(ps, "testnet", nd.key, ds, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

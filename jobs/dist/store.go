@@ -196,11 +196,70 @@ func (s *store) pending(ctx context.Context) ([]*record, error) {
 	return out, nil
 }
 
+// seenAtKey indexes a stored announcement by the time it was stored
+// (zero-padded unix milliseconds, so keys sort by time), for pruning.
+func seenAtKey(at time.Time, id cid.Cid) datastore.Key {
+	return datastore.NewKey(fmt.Sprintf("/seen-at/%015d/%s", at.UnixMilli(), id))
+}
+
+// putAnnounced stores the announcement of job id. The first time a job's
+// announcement is stored it is indexed by the time, which decides when it
+// is pruned.
 func (s *store) putAnnounced(ctx context.Context, id cid.Cid, data []byte) error {
+	had, err := s.ds.Has(ctx, seenKey(id))
+	if err != nil {
+		return fmt.Errorf("dist: look up announcement of job %s: %w", id, err)
+	}
+	if !had {
+		if err := s.ds.Put(ctx, seenAtKey(time.Now(), id), nil); err != nil {
+			return fmt.Errorf("dist: index announcement of job %s: %w", id, err)
+		}
+	}
 	if err := s.ds.Put(ctx, seenKey(id), data); err != nil {
 		return fmt.Errorf("dist: store announcement of job %s: %w", id, err)
 	}
 	return nil
+}
+
+// maxPrunePass bounds the announcements one pruning pass deletes.
+const maxPrunePass = 100_000
+
+// pruneAnnounced deletes the announcements first stored before cutoff,
+// at most maxPrunePass of them, and returns how many it deleted.
+func (s *store) pruneAnnounced(ctx context.Context, cutoff time.Time) (int, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/seen-at", KeysOnly: true, Orders: []query.Order{query.OrderByKey{}}})
+	if err != nil {
+		return 0, fmt.Errorf("dist: list stored announcements: %w", err)
+	}
+	limit := seenAtKey(cutoff, cid.Undef).String()
+	var old []datastore.Key
+	for e := range res.Next() {
+		if e.Error != nil {
+			res.Close()
+			return 0, fmt.Errorf("dist: list stored announcements: %w", e.Error)
+		}
+		if e.Key >= limit || len(old) == maxPrunePass {
+			break
+		}
+		old = append(old, datastore.RawKey(e.Key))
+	}
+	res.Close()
+	n := 0
+	for _, k := range old {
+		// /seen-at/<ms>/<cid>
+		if ns := k.Namespaces(); len(ns) == 3 {
+			if id, err := cid.Decode(ns[2]); err == nil {
+				if err := s.ds.Delete(ctx, seenKey(id)); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+					return n, fmt.Errorf("dist: prune announcement of job %s: %w", id, err)
+				}
+				n++
+			}
+		}
+		if err := s.ds.Delete(ctx, k); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			return n, fmt.Errorf("dist: prune announcement index %s: %w", k, err)
+		}
+	}
+	return n, nil
 }
 
 func (s *store) announced(ctx context.Context, id cid.Cid) (Status, error) {
