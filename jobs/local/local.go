@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -45,7 +47,18 @@ type Config struct {
 	// FetchTimeout bounds fetching a job's module and inputs.
 	// Default: 5 minutes.
 	FetchTimeout time.Duration
+	// ModulesMaxBytes bounds the exported modules kept under modules/: when
+	// a new one takes them past it, the least recently used are deleted
+	// (never one used in the last moduleGrace). Default: 1 GiB.
+	ModulesMaxBytes int64
 }
+
+// DefaultModulesMaxBytes is the default of Config.ModulesMaxBytes.
+const DefaultModulesMaxBytes = 1 << 30
+
+// moduleGrace is how long after its last use an exported module is
+// never deleted, so that a job about to run it finds it.
+const moduleGrace = 10 * time.Minute
 
 // A Runner runs jobs on this node. It is safe for concurrent use; the
 // sandbox pool bounds how many run at once.
@@ -54,6 +67,9 @@ type Runner struct {
 	self    peer.ID
 	modules string
 	scratch string
+
+	mu      sync.Mutex
+	touched map[string]time.Time // module file → when its mtime was last set; guarded by mu
 }
 
 var _ jobs.Executor = (*Runner)(nil)
@@ -84,6 +100,9 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 5 * time.Minute
 	}
+	if cfg.ModulesMaxBytes <= 0 {
+		cfg.ModulesMaxBytes = DefaultModulesMaxBytes
+	}
 	self, err := crypto.PeerID(cfg.Key)
 	if err != nil {
 		return nil, err
@@ -92,11 +111,19 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, self: self, modules: modules, scratch: scratch}
-	// Scratch dirs left by a crash hold nothing worth keeping.
+	r := &Runner{cfg: cfg, self: self, modules: modules, scratch: scratch, touched: make(map[string]time.Time)}
+	// Scratch dirs left by a crash hold nothing worth keeping, nor do
+	// half-exported modules.
 	if des, err := os.ReadDir(r.scratch); err == nil {
 		for _, de := range des {
 			os.RemoveAll(filepath.Join(r.scratch, de.Name()))
+		}
+	}
+	if des, err := os.ReadDir(r.modules); err == nil {
+		for _, de := range des {
+			if strings.HasSuffix(de.Name(), ".tmp") {
+				os.RemoveAll(filepath.Join(r.modules, de.Name()))
+			}
 		}
 	}
 	return r, nil
@@ -232,6 +259,7 @@ func inputFailure(format string, args ...any) *sandbox.Outcome {
 func (r *Runner) module(ctx context.Context, c cid.Cid) (string, error) {
 	path := filepath.Join(r.modules, c.String()+".wasm")
 	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() {
+		r.touch(path)
 		return path, nil
 	}
 	if err := r.cfg.Blocks.Fetch(ctx, c); err != nil {
@@ -250,7 +278,73 @@ func (r *Runner) module(ctx context.Context, c cid.Cid) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("cannot be stored: %w", err)
 	}
+	r.touch(path)
+	r.pruneModules(path)
 	return path, nil
+}
+
+// touch records a use of module file path in its mtime, at most once a
+// minute, so that pruneModules keeps the modules in use.
+func (r *Runner) touch(path string) {
+	now := time.Now()
+	r.mu.Lock()
+	last := r.touched[path]
+	if now.Sub(last) >= time.Minute {
+		r.touched[path] = now
+	}
+	r.mu.Unlock()
+	if now.Sub(last) >= time.Minute {
+		os.Chtimes(path, now, now)
+	}
+}
+
+// pruneModules deletes the least recently used exported modules while
+// they take more than Config.ModulesMaxBytes, sparing keep and any used
+// in the last moduleGrace. It returns the bytes freed.
+func (r *Runner) pruneModules(keep string) int64 {
+	des, err := os.ReadDir(r.modules)
+	if err != nil {
+		return 0
+	}
+	type file struct {
+		path  string
+		size  int64
+		mtime time.Time
+	}
+	var files []file
+	var total int64
+	for _, de := range des {
+		if !strings.HasSuffix(de.Name(), ".wasm") {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		files = append(files, file{filepath.Join(r.modules, de.Name()), fi.Size(), fi.ModTime()})
+		total += fi.Size()
+	}
+	if total <= r.cfg.ModulesMaxBytes {
+		return 0
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
+	var freed int64
+	for _, f := range files {
+		if total <= r.cfg.ModulesMaxBytes {
+			break
+		}
+		if f.path == keep || time.Since(f.mtime) < moduleGrace {
+			continue
+		}
+		if os.Remove(f.path) == nil {
+			total -= f.size
+			freed += f.size
+			r.mu.Lock()
+			delete(r.touched, f.path)
+			r.mu.Unlock()
+		}
+	}
+	return freed
 }
 
 // plainTree checks that path holds only regular files and directories, so
