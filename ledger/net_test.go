@@ -198,6 +198,65 @@ func TestWitnessAcceptsExtension(t *testing.T) {
 	}
 }
 
+func (f *forkHarness) watch() (*ledger.Evidence, error) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cp, err := f.remote.Checkpoint(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.witness.Watch(ctx, cp, f.remote)
+}
+
+// TestWitnessWatch checks that Watch holds checkpoints without fetching
+// entries, still convicts a peer whose checkpoints contradict each other,
+// and that a later Observe replicates the whole log.
+func TestWitnessWatch(t *testing.T) {
+	f := newForkHarness(t)
+	appendN(t, f.log, 10, "e")
+	if ev, err := f.watch(); ev != nil || err != nil {
+		t.Fatalf("first watch = %v, %v", ev, err)
+	}
+	appendN(t, f.log, 5, "more")
+	if ev, err := f.watch(); ev != nil || err != nil {
+		t.Fatalf("watch of an extension = %v, %v", ev, err)
+	}
+	if got := f.witness.Latest(f.server.ID()); got == nil || got.Size != 15 {
+		t.Fatalf("witness holds %v, want size 15", got)
+	}
+	r, err := f.witness.Replica(context.Background(), f.server.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Size() != 0 {
+		t.Fatalf("watching replicated %d entries, want none", r.Size())
+	}
+	// Observe of the same checkpoint fetches the entries.
+	if ev, err := f.observe(); ev != nil || err != nil {
+		t.Fatalf("observe after watch = %v, %v", ev, err)
+	}
+	if r.Size() != 15 {
+		t.Fatalf("replica holds %d entries after observe, want 15", r.Size())
+	}
+
+	// A rewritten history is caught by checkpoints alone.
+	g := newForkHarness(t)
+	appendN(t, g.log, 10, "e")
+	if _, err := g.watch(); err != nil {
+		t.Fatal(err)
+	}
+	g.rewrite(5, 8)
+	ev, err := g.watch()
+	if err != nil || ev == nil {
+		t.Fatalf("watch of a rewritten log = %v, %v; want evidence", ev, err)
+	}
+	checkOffline(t, ev, g.server.ID())
+	if !g.witness.Convicted(g.server.ID()) {
+		t.Fatal("watching witness does not hold the peer convicted")
+	}
+}
+
 // checkOffline checks that evidence verifies from its bytes alone and that
 // any single flipped byte makes it fail.
 func checkOffline(t *testing.T, ev *ledger.Evidence, offender peer.ID) {

@@ -228,6 +228,21 @@ func (w *Witness) setLatest(id peer.ID, cp *Checkpoint) error {
 // builds, stores and returns Evidence (with a nil error); if the conflict
 // cannot be proven it returns an error wrapping ErrUnproven.
 func (w *Witness) Observe(ctx context.Context, cp *Checkpoint, src Source) (*Evidence, error) {
+	return w.observe(ctx, cp, src, true)
+}
+
+// Watch is Observe without replication: a newer checkpoint is held once
+// src proves it consistent with the one held, but no entries are fetched.
+// It is how a node keeps watch on the logs of peers it does not work
+// with: it still catches a peer whose checkpoints contradict each other,
+// at the cost of one signature and one proof per checkpoint instead of
+// one signature per entry. A later Observe of the same peer replicates
+// its log from the start.
+func (w *Witness) Watch(ctx context.Context, cp *Checkpoint, src Source) (*Evidence, error) {
+	return w.observe(ctx, cp, src, false)
+}
+
+func (w *Witness) observe(ctx context.Context, cp *Checkpoint, src Source, replicate bool) (*Evidence, error) {
 	if cp.Origin != src.Origin() {
 		return nil, fmt.Errorf("ledger: witness: checkpoint of %s offered with a source for %s", cp.Origin, src.Origin())
 	}
@@ -238,12 +253,26 @@ func (w *Witness) Observe(ctx context.Context, cp *Checkpoint, src Source) (*Evi
 	if network != w.network {
 		return nil, fmt.Errorf("ledger: witness: checkpoint of network %q, want %q", network, w.network)
 	}
+	hold := func() (*Evidence, error) {
+		if replicate {
+			return w.accept(ctx, id, cp, src)
+		}
+		return nil, w.setLatest(id, cp)
+	}
 	old := w.Latest(id)
 	if old == nil {
-		return w.accept(ctx, id, cp, src)
+		return hold()
 	}
 	if cp.Size == old.Size {
 		if cp.Hash == old.Hash {
+			if replicate {
+				// Held from a Watch: the entries may not be here yet.
+				if r, err := w.replica(ctx, id); err != nil {
+					return nil, err
+				} else if r.Size() < cp.Size {
+					return w.accept(ctx, id, cp, src)
+				}
+			}
 			return nil, nil
 		}
 		ev, err := NewCheckpointFork(old.Note, cp.Note)
@@ -261,7 +290,7 @@ func (w *Witness) Observe(ctx context.Context, cp *Checkpoint, src Source) (*Evi
 		proof, err := src.ProveTree(ctx, small.Size, large.Size)
 		if err == nil && CheckConsistency(proof, large.Size, large.Hash, small.Size, small.Hash) == nil {
 			if large == cp {
-				return w.accept(ctx, id, cp, src)
+				return hold()
 			}
 			return nil, nil
 		}
@@ -269,7 +298,7 @@ func (w *Witness) Observe(ctx context.Context, cp *Checkpoint, src Source) (*Evi
 			return nil, ctx.Err()
 		}
 	} else if large == cp {
-		return w.accept(ctx, id, cp, src)
+		return hold()
 	} else {
 		return nil, nil
 	}

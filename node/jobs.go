@@ -138,6 +138,9 @@ func (s *jobService) Execute(ctx context.Context, spec *jobs.SignedSpec, progres
 	if err != nil {
 		return nil, err
 	}
+	if sub := spec.Envelope.Submitter; sub != s.n.id {
+		s.n.ledgerPartner(sub) // see ledger.go: the logs of peers worked with are replicated
+	}
 	return r.Execute(ctx, spec, progress)
 }
 

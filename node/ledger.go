@@ -40,6 +40,12 @@ const (
 	// ledgerReplicateDelay gathers the workers of jobs that end close
 	// together into one replication per worker.
 	ledgerReplicateDelay = 250 * time.Millisecond
+	// ledgerPartnerFor is how long after the last job with a peer its
+	// log is still replicated entry by entry; other peers' checkpoints
+	// are only watched (ledger.Witness.Watch).
+	ledgerPartnerFor = 24 * time.Hour
+	// maxLedgerPartners bounds the peers remembered as partners.
+	maxLedgerPartners = 4096
 )
 
 // ledgerArea is the node's ledger: its own log, the stream server, the
@@ -51,10 +57,11 @@ type ledgerArea struct {
 	logger  *slog.Logger
 
 	mu       sync.Mutex
-	watching map[peer.ID]bool // guarded by mu: peers with an Observe in flight
-	again    map[peer.ID]bool // guarded by mu: peers to replicate again when their Observe ends
-	received map[cid.Cid]bool // guarded by mu: evidence that arrived by gossip
-	ended    chan peer.ID     // workers of ended jobs, for replicateEnded
+	watching map[peer.ID]bool      // guarded by mu: peers with an Observe in flight
+	again    map[peer.ID]bool      // guarded by mu: peers to replicate again when their Observe ends
+	received map[cid.Cid]bool      // guarded by mu: evidence that arrived by gossip
+	ended    chan peer.ID          // workers of ended jobs, for replicateEnded
+	partners map[peer.ID]time.Time // guarded by mu: peers worked with, and when last
 	wg       sync.WaitGroup
 }
 
@@ -74,7 +81,7 @@ func (n *Node) startLedger(ctx context.Context) error {
 	}
 	n.onClose("ledger witness", w.Close)
 	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{},
-		ended: make(chan peer.ID, 1024)}
+		ended: make(chan peer.ID, 1024), partners: map[peer.ID]time.Time{}}
 	n.ledger = a
 	w.OnEvidence(func(ev *ledger.Evidence) { n.ledgerNewEvidence(a, ev) })
 	n.host.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(l).Handle)
@@ -175,8 +182,14 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 				}()
 				ctx, cancel := context.WithTimeout(n.ctx, ledgerPeerTimeout)
 				defer cancel()
-				// New evidence is recorded and gossiped by the OnEvidence hook.
-				if _, err := a.witness.Observe(ctx, cp, ledger.NewRemote(n.host, id, n.cfg.Network.Name)); err != nil {
+				// New evidence is recorded and gossiped by the OnEvidence
+				// hook. The logs of partners are replicated; the others'
+				// checkpoints are checked against each other only.
+				observe := a.witness.Watch
+				if n.isLedgerPartner(id) {
+					observe = a.witness.Observe
+				}
+				if _, err := observe(ctx, cp, ledger.NewRemote(n.host, id, n.cfg.Network.Name)); err != nil {
 					a.logger.Debug("ledger checkpoint not accepted", "peer", id, "size", cp.Size, "err", err)
 				}
 			}(m.Checkpoint)
@@ -191,6 +204,39 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 	}
 }
 
+// ledgerPartner records that this node works with p (ran a job of p's, or
+// had p run one), so that p's log is replicated entry by entry, not only
+// watched.
+func (n *Node) ledgerPartner(p peer.ID) {
+	a := n.ledger
+	if a == nil {
+		return
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.partners) >= maxLedgerPartners {
+		for q, at := range a.partners {
+			if now.Sub(at) > ledgerPartnerFor {
+				delete(a.partners, q)
+			}
+		}
+		if len(a.partners) >= maxLedgerPartners {
+			clear(a.partners) // at worst, some logs are only watched for a while
+		}
+	}
+	a.partners[p] = now
+}
+
+// isLedgerPartner reports whether this node worked with p lately.
+func (n *Node) isLedgerPartner(p peer.ID) bool {
+	a := n.ledger
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.partners[p]
+	return ok && time.Since(at) <= ledgerPartnerFor
+}
+
 // ledgerJobEnded is called by the job manager when a job this node
 // submitted has ended: it has the ledgers of the job's workers replicated
 // (by ledgerReplicateEnded, within ledgerReplicateDelay). It never blocks:
@@ -201,6 +247,7 @@ func (n *Node) ledgerJobEnded(st dist.Status) {
 		if r.Worker == n.id {
 			continue
 		}
+		n.ledgerPartner(r.Worker)
 		select {
 		case n.ledger.ended <- r.Worker:
 		default:
