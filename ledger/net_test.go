@@ -158,7 +158,19 @@ func (f *forkHarness) rewrite(keep uint64, extra int) {
 	f.server.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(f.log).Handle)
 }
 
+// observe hands the peer's newest checkpoint to the witness's Observe.
 func (f *forkHarness) observe() (*ledger.Evidence, error) {
+	f.t.Helper()
+	return f.offer(f.witness.Observe)
+}
+
+// watch hands the peer's newest checkpoint to the witness's Watch.
+func (f *forkHarness) watch() (*ledger.Evidence, error) {
+	f.t.Helper()
+	return f.offer(f.witness.Watch)
+}
+
+func (f *forkHarness) offer(to func(context.Context, *ledger.Checkpoint, ledger.Source) (*ledger.Evidence, error)) (*ledger.Evidence, error) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -166,7 +178,7 @@ func (f *forkHarness) observe() (*ledger.Evidence, error) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return f.witness.Observe(ctx, cp, f.remote)
+	return to(ctx, cp, f.remote)
 }
 
 func TestWitnessAcceptsExtension(t *testing.T) {
@@ -196,17 +208,6 @@ func TestWitnessAcceptsExtension(t *testing.T) {
 			t.Fatalf("replica entry %d differs from the log's (%v)", seq, err)
 		}
 	}
-}
-
-func (f *forkHarness) watch() (*ledger.Evidence, error) {
-	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cp, err := f.remote.Checkpoint(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return f.witness.Watch(ctx, cp, f.remote)
 }
 
 // TestWitnessWatch checks that Watch holds checkpoints without fetching
