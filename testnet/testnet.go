@@ -760,6 +760,72 @@ type Memory struct {
 	PSS  int64 // Pss: RSS with each shared page divided among the processes that map it
 }
 
+// clockTicks is the unit of the CPU times in /proc/PID/stat (USER_HZ),
+// 100 per second on every Linux port Shoal runs on.
+const clockTicks = 100
+
+// A CPUTime is the processor time used by processes, user and system.
+type CPUTime struct {
+	Procs    time.Duration // the processes themselves
+	Children time.Duration // their live child processes (a node's sandbox workers)
+}
+
+// ProcessCPU returns the CPU time used so far by the processes pids and
+// by their live children, read from /proc/PID/stat. Children that have
+// exited are not counted.
+func ProcessCPU(pids ...int) (CPUTime, error) {
+	var t CPUTime
+	want := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		want[pid] = true
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return t, fmt.Errorf("testnet: list processes: %w", err)
+	}
+	found := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone
+		}
+		// pid (comm) state ppid ... utime stime: fields 4, 14 and 15, counted
+		// after the command name, which may hold spaces.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if !want[pid] && !want[ppid] {
+			continue
+		}
+		utime, err1 := strconv.ParseInt(f[11], 10, 64)
+		stime, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return t, fmt.Errorf("testnet: bad /proc/%d/stat", pid)
+		}
+		d := time.Duration(utime+stime) * time.Second / clockTicks
+		if want[pid] {
+			t.Procs += d
+			found++
+		} else {
+			t.Children += d
+		}
+	}
+	if found == 0 && len(pids) > 0 {
+		return t, fmt.Errorf("testnet: none of the processes %v runs", pids)
+	}
+	return t, nil
+}
+
 // ProcessMemory reads the memory use of process pid from
 // /proc/PID/status and /proc/PID/smaps_rollup.
 func ProcessMemory(pid int) (Memory, error) {

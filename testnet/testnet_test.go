@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -308,5 +309,34 @@ func TestProcessMemory(t *testing.T) {
 	}
 	if _, err := ProcessMemory(-1); err == nil {
 		t.Error("ProcessMemory(-1) succeeded")
+	}
+}
+
+func TestProcessCPU(t *testing.T) {
+	// A child that burns CPU until killed.
+	child := exec.Command("sh", "-c", "while :; do :; done")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := ProcessCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Procs <= 0 {
+			t.Fatalf("ProcessCPU(self) = %+v, want the test's own CPU time", c)
+		}
+		if c.Children >= 50*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the busy child shows %v of CPU after 20 s", c.Children)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := ProcessCPU(-1); err == nil {
+		t.Error("ProcessCPU(-1) succeeded")
 	}
 }

@@ -34,6 +34,11 @@ type benchReport struct {
 	TransferFirstB float64 `json:"transfer_first_byte_ms"`
 	RSSMaxMB       float64 `json:"rss_max_mb"`
 	RSSAvgMB       float64 `json:"rss_avg_mb"`
+	// CPU per job in the throughput measurement, of all daemons and of
+	// their sandbox worker processes: the figure that does not depend on
+	// what else the machine runs. Zero when the processes cannot be read.
+	DaemonCPUPerJobMS  float64 `json:"daemon_cpu_per_job_ms"`
+	SandboxCPUPerJobMS float64 `json:"sandbox_cpu_per_job_ms"`
 }
 
 func newBenchCmd(rf *rootFlags) *cobra.Command {
@@ -54,7 +59,10 @@ func newBenchCmd(rf *rootFlags) *cobra.Command {
 end to end through the nodes' APIs: hello-world job latency (p50/p99, 1 and 3
 replicas, submitted from every node in turn), sustained jobs per second,
 discovery time (start until every node sees every other's capacity), payload
-transfer node0 → node1 (MB/s, first byte) and the daemons' resident memory.`,
+transfer node0 → node1 (MB/s, first byte) and the daemons' resident memory.
+The CPU time per job of the daemons and of their sandbox processes during the
+throughput measurement does not depend on what else runs on the machine: compare
+it between runs when the wall-clock figures vary.`,
 		Example: `  shoal bench
   shoal bench -n 5 --jobs 500 --throughput 3000 --json
   shoal bench --dir /tmp/tn     # a testnet started with: shoal testnet up --dir /tmp/tn --detach`,
@@ -211,6 +219,7 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
+	cpu0, cpuErr := testnet.ProcessCPU(b.pids...)
 	start := time.Now()
 	for w := 0; w < b.concurrency; w++ {
 		wg.Add(1)
@@ -233,6 +242,10 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 		return nil, firstErr
 	}
 	rep.JobsPerSecond = float64(b.throughput) / time.Since(start).Seconds()
+	if cpu1, err := testnet.ProcessCPU(b.pids...); err == nil && cpuErr == nil && b.throughput > 0 {
+		rep.DaemonCPUPerJobMS = ms((cpu1.Procs - cpu0.Procs) / time.Duration(b.throughput))
+		rep.SandboxCPUPerJobMS = ms((cpu1.Children - cpu0.Children) / time.Duration(b.throughput))
+	}
 	if len(b.clients) > 1 && b.size > 0 {
 		b.logf("transfer, %d MiB node0 → node1...", b.size>>20)
 		if rep.TransferMBps, rep.TransferFirstB, err = b.transfer(ctx); err != nil {
@@ -355,6 +368,9 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(tw, "job latency, 1 replica\tp50 %.1f ms\tp99 %.1f ms\n", r.Latency1P50MS, r.Latency1P99MS)
 	fmt.Fprintf(tw, "job latency, 3 replicas\tp50 %.1f ms\tp99 %.1f ms\n", r.Latency3P50MS, r.Latency3P99MS)
 	fmt.Fprintf(tw, "throughput, 1 replica\t%.0f jobs/s\n", r.JobsPerSecond)
+	if r.DaemonCPUPerJobMS > 0 {
+		fmt.Fprintf(tw, "CPU per job (throughput)\tdaemons %.1f ms\tsandboxes %.1f ms\n", r.DaemonCPUPerJobMS, r.SandboxCPUPerJobMS)
+	}
 	fmt.Fprintf(tw, "transfer node0 → node1\t%.0f MiB/s\tfirst byte %.1f ms\n", r.TransferMBps, r.TransferFirstB)
 	fmt.Fprintf(tw, "daemon RSS\tmax %.0f MiB\tavg %.0f MiB\n", r.RSSMaxMB, r.RSSAvgMB)
 	tw.Flush()
