@@ -38,6 +38,10 @@ type Config struct {
 	// CacheDir is the on-disk compilation cache shared by the workers
 	// (for example REPO/cache/wasm). Default: "" (no disk cache).
 	CacheDir string
+	// CacheMaxBytes bounds CacheDir: when the pool starts, the oldest
+	// compiled modules are deleted until the cache fits. Default:
+	// DefaultCacheMaxBytes.
+	CacheMaxBytes int64
 	// MaxModules is how many compiled modules each worker keeps in
 	// memory, least recently used first out. Default: 16.
 	MaxModules int
@@ -134,9 +138,15 @@ func NewPool(ctx context.Context, cfg Config) (*Pool, error) {
 		}
 		*dirs = abs
 	}
+	if cfg.CacheMaxBytes <= 0 {
+		cfg.CacheMaxBytes = DefaultCacheMaxBytes
+	}
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("sandbox: create compilation cache dir %s: %w", cfg.CacheDir, err)
+		}
+		if _, err := PruneCache(cfg.CacheDir, cfg.CacheMaxBytes); err != nil {
+			return nil, err
 		}
 	}
 	pctx, cancel := context.WithCancel(context.Background())
