@@ -190,6 +190,21 @@ func DecodeExecutedEntry(data []byte) (*ExecutedEntry, error) {
 	return e, nil
 }
 
+// ExecutedRef reads the job and result CIDs of a job.executed body
+// without checking the signed result it carries: for bodies of entries
+// already verified, as a replica's are, when only the reference matters.
+func ExecutedRef(data []byte) (job, result cid.Cid, err error) {
+	f, err := readBody(LedgerKindExecuted, data, "version", "job", "submitter", "result", "signed")
+	if err != nil {
+		return cid.Undef, cid.Undef, err
+	}
+	job, result = f.link("job"), f.link("result")
+	if f.err != nil {
+		return cid.Undef, cid.Undef, f.err
+	}
+	return job, result, nil
+}
+
 // A VerdictEntry is the body of a job.verdict entry:
 //
 //	{version: 1, job: link, state: string, verdict: string, reason: string,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/jobs/dist"
@@ -46,6 +47,15 @@ const (
 	ledgerPartnerFor = 24 * time.Hour
 	// maxLedgerPartners bounds the peers remembered as partners.
 	maxLedgerPartners = 4096
+	// ledgerRecordGrace is how long after a job ends its workers' logs
+	// may take to show the job.executed entries of their results (a
+	// worker records before it answers, so one replication is enough).
+	ledgerRecordGrace = 30 * time.Second
+	// ledgerExpectFor is how long a result is awaited in a log that
+	// cannot be replicated (its worker offline) before it is given up.
+	ledgerExpectFor = time.Hour
+	// maxLedgerExpected bounds the results awaited per worker.
+	maxLedgerExpected = 10_000
 )
 
 // ledgerArea is the node's ledger: its own log, the stream server, the
@@ -62,7 +72,20 @@ type ledgerArea struct {
 	received map[cid.Cid]bool      // guarded by mu: evidence that arrived by gossip
 	ended    chan peer.ID          // workers of ended jobs, for replicateEnded
 	partners map[peer.ID]time.Time // guarded by mu: peers worked with, and when last
-	wg       sync.WaitGroup
+	// expect holds, per worker, the results it returned to this node's
+	// jobs that its log has not yet been seen to record; scanned is how
+	// far each worker's replica has been looked through. Guarded by mu.
+	expect      map[peer.ID]map[cid.Cid]expectedEntry
+	scanned     map[peer.ID]uint64
+	unrecorded  prometheus.Counter
+	recordGrace time.Duration // ledgerRecordGrace; shorter in tests
+	wg          sync.WaitGroup
+}
+
+// An expectedEntry is a result a worker returned, awaited in its log.
+type expectedEntry struct {
+	job   cid.Cid
+	since time.Time
 }
 
 // startLedger opens the log in REPO/ledger with the node key, serves it on
@@ -81,7 +104,15 @@ func (n *Node) startLedger(ctx context.Context) error {
 	}
 	n.onClose("ledger witness", w.Close)
 	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{},
-		ended: make(chan peer.ID, 1024), partners: map[peer.ID]time.Time{}}
+		ended: make(chan peer.ID, 1024), partners: map[peer.ID]time.Time{},
+		expect: map[peer.ID]map[cid.Cid]expectedEntry{}, scanned: map[peer.ID]uint64{}, recordGrace: ledgerRecordGrace,
+		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_ledger_unrecorded_results_total",
+			Help: "Results workers returned to this node's jobs that their own ledgers did not record in time.",
+		})}
+	if err := n.metrics.Register(a.unrecorded); err != nil {
+		return fmt.Errorf("register ledger metrics: %w", err)
+	}
 	n.ledger = a
 	w.OnEvidence(func(ev *ledger.Evidence) { n.ledgerNewEvidence(a, ev) })
 	n.host.SetStreamHandler(ledger.ProtocolID, ledger.NewServer(l).Handle)
@@ -185,12 +216,15 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 				// New evidence is recorded and gossiped by the OnEvidence
 				// hook. The logs of partners are replicated; the others'
 				// checkpoints are checked against each other only.
+				partner := n.isLedgerPartner(id)
 				observe := a.witness.Watch
-				if n.isLedgerPartner(id) {
+				if partner {
 					observe = a.witness.Observe
 				}
 				if _, err := observe(ctx, cp, ledger.NewRemote(n.host, id, n.cfg.Network.Name)); err != nil {
 					a.logger.Debug("ledger checkpoint not accepted", "peer", id, "size", cp.Size, "err", err)
+				} else if partner {
+					n.ledgerCheckRecorded(ctx, a, id)
 				}
 			}(m.Checkpoint)
 		case m.Evidence != nil:
@@ -243,11 +277,22 @@ func (n *Node) isLedgerPartner(p peer.ID) bool {
 // should the queue be full, the worker's next checkpoint announcement
 // brings its ledger over all the same.
 func (n *Node) ledgerJobEnded(st dist.Status) {
+	a := n.ledger
 	for _, r := range st.Results {
 		if r.Worker == n.id {
 			continue
 		}
 		n.ledgerPartner(r.Worker)
+		a.mu.Lock()
+		exp := a.expect[r.Worker]
+		if exp == nil {
+			exp = make(map[cid.Cid]expectedEntry)
+			a.expect[r.Worker] = exp
+		}
+		if len(exp) < maxLedgerExpected {
+			exp[r.CID] = expectedEntry{job: st.Job, since: time.Now()}
+		}
+		a.mu.Unlock()
 		select {
 		case n.ledger.ended <- r.Worker:
 		default:
@@ -261,10 +306,14 @@ func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
 	defer a.wg.Done()
 	pending := make(map[peer.ID]bool)
 	var due <-chan time.Time
+	forget := time.NewTicker(10 * time.Minute)
+	defer forget.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-forget.C:
+			n.ledgerForgetExpected(a)
 		case p := <-a.ended:
 			pending[p] = true
 			if due == nil {
@@ -330,6 +379,86 @@ func (n *Node) ledgerReplicateOnce(a *ledgerArea, p peer.ID) {
 		return
 	}
 	a.logger.Debug("replicated a worker's ledger", "peer", p, "size", cp.Size)
+	n.ledgerCheckRecorded(ctx, a, p)
+}
+
+// ledgerCheckRecorded looks through the part of p's replicated log not
+// yet seen for the job.executed entries of the results p returned to this
+// node's jobs. A result still missing ledgerRecordGrace after its job
+// ended, although p's log was replicated since, means p answered with a
+// result it did not record, which its log's promise forbids: it is logged
+// as a warning and counted (shoal_ledger_unrecorded_results_total).
+func (n *Node) ledgerCheckRecorded(ctx context.Context, a *ledgerArea, p peer.ID) {
+	a.mu.Lock()
+	if len(a.expect[p]) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	from := a.scanned[p]
+	a.mu.Unlock()
+	r, err := a.witness.Replica(ctx, p)
+	if err != nil {
+		a.logger.Warn("cannot read a worker's replicated ledger", "peer", p, "err", err)
+		return
+	}
+	var seen []cid.Cid
+	next, err := r.Scan(from, func(e *ledger.Entry) bool {
+		if e.Kind == ledger.KindJobExecuted {
+			if _, res, err := jobs.ExecutedRef(e.Body); err == nil {
+				seen = append(seen, res)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		a.logger.Warn("cannot read a worker's replicated ledger", "peer", p, "err", err)
+	}
+	now := time.Now()
+	type missing struct {
+		result cid.Cid
+		expectedEntry
+	}
+	var late []missing
+	a.mu.Lock()
+	a.scanned[p] = next
+	exp := a.expect[p]
+	for _, c := range seen {
+		delete(exp, c)
+	}
+	for c, e := range exp {
+		if age := now.Sub(e.since); age > a.recordGrace {
+			late = append(late, missing{c, e})
+			delete(exp, c)
+		}
+	}
+	if len(exp) == 0 {
+		delete(a.expect, p)
+	}
+	a.mu.Unlock()
+	for _, m := range late {
+		a.unrecorded.Inc()
+		a.logger.Warn("a worker returned a result its own ledger does not record", "peer", p, "job", m.job, "result", m.result,
+			"ended", m.since.UTC().Format(time.RFC3339), "ledger_size", next)
+	}
+}
+
+// ledgerForgetExpected drops awaited results older than ledgerExpectFor:
+// their workers' logs could not be replicated (the peer went away).
+func (n *Node) ledgerForgetExpected(a *ledgerArea) {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for p, exp := range a.expect {
+		for c, e := range exp {
+			if now.Sub(e.since) > ledgerExpectFor {
+				a.logger.Debug("gave up checking a result in a worker's ledger: it could not be replicated", "peer", p, "result", c)
+				delete(exp, c)
+			}
+		}
+		if len(exp) == 0 {
+			delete(a.expect, p)
+		}
+	}
 }
 
 // ledgerNewEvidence runs once per piece of evidence the witness stores: it

@@ -1,10 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 
+	"github.com/multiformats/go-multicodec"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/shoalnet/shoal/crypto"
+	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/jobs/dist"
 	"github.com/shoalnet/shoal/jobs/proto"
@@ -58,4 +64,73 @@ func TestPubSubScoresEveryTopic(t *testing.T) {
 			t.Errorf("topic %s has score params %+v; want a penalty for invalid messages", topic, tp)
 		}
 	}
+}
+
+// TestLedgerUnrecordedResult checks that a submitter notices a worker
+// whose log does not record a result it returned, and not one that does.
+func TestLedgerUnrecordedResult(t *testing.T) {
+	a := startNode(t, testRepo(t, nil))
+	b := startNode(t, testRepo(t, func(c *Config) { c.Network.Bootstrap = []string{a.p2pAddrs()[0]} }))
+	a.ledger.mu.Lock()
+	a.ledger.recordGrace = 500 * time.Millisecond
+	a.ledger.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	env, err := jobs.NewEnvelope(a.PeerID(), jobs.Computation{Module: crypto.CIDOf(multicodec.Raw, []byte("m"))}, bytes.NewReader(make([]byte, 16)), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := jobs.SignSpec(a.key, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := func(stdout string) *jobs.SignedResult {
+		r := &jobs.Result{Version: jobs.FormatVersion, Job: spec.ID, Computation: spec.CompCID, Worker: b.PeerID(),
+			Stdout: crypto.CIDOf(multicodec.Raw, []byte(stdout)), Stderr: crypto.CIDOf(multicodec.Raw, nil), Outputs: crypto.CIDOf(multicodec.Raw, nil)}
+		sr, err := jobs.SignResult(b.key, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sr
+	}
+	recorded, hidden := result("recorded"), result("hidden")
+	body, err := (&jobs.ExecutedEntry{Job: spec.ID, Submitter: a.PeerID(), Result: recorded}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ledger().Record(ctx, jobs.LedgerKindExecuted, body); err != nil {
+		t.Fatal(err)
+	}
+	// b returned both results; its log holds only the first.
+	a.ledgerJobEnded(dist.Status{Job: spec.ID, Results: []dist.ResultStatus{
+		{Worker: b.PeerID(), CID: recorded.CID}, {Worker: b.PeerID(), CID: hidden.CID},
+	}})
+	waitFor(ctx, t, "a counts b's unrecorded result", func() bool {
+		a.ledgerReplicate(b.PeerID())
+		time.Sleep(100 * time.Millisecond)
+		return counterValue(t, a) >= 1
+	})
+	time.Sleep(time.Second)
+	a.ledgerReplicate(b.PeerID())
+	time.Sleep(300 * time.Millisecond)
+	if got := counterValue(t, a); got != 1 {
+		t.Fatalf("shoal_ledger_unrecorded_results_total = %v, want 1 (the hidden result only)", got)
+	}
+	a.ledger.mu.Lock()
+	left := len(a.ledger.expect[b.PeerID()])
+	a.ledger.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d results still awaited in b's log, want 0", left)
+	}
+}
+
+// counterValue reads a's shoal_ledger_unrecorded_results_total.
+func counterValue(t *testing.T, a *Node) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := a.ledger.unrecorded.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

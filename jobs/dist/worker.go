@@ -37,6 +37,10 @@ const (
 	// CheatColludeStdout replaces stdout with one fixed wrong CID, so
 	// cheaters agree with each other (colluding cheaters).
 	CheatColludeStdout CheatMode = "collude-stdout"
+	// CheatUnrecorded returns honest results but leaves them out of the
+	// worker's ledger, so that a submitter's check of the worker's log can
+	// be tested against a worker that hides what it ran.
+	CheatUnrecorded CheatMode = "unrecorded"
 
 	CheatEnv = "SHOAL_TEST_CHEAT"
 )
@@ -44,10 +48,10 @@ const (
 // ParseCheatMode returns the mode named s ("" for none).
 func ParseCheatMode(s string) (CheatMode, error) {
 	switch m := CheatMode(s); m {
-	case CheatNone, CheatWrongStdout, CheatColludeStdout:
+	case CheatNone, CheatWrongStdout, CheatColludeStdout, CheatUnrecorded:
 		return m, nil
 	}
-	return "", fmt.Errorf("dist: %s=%q: want %q or %q (test only)", CheatEnv, s, CheatWrongStdout, CheatColludeStdout)
+	return "", fmt.Errorf("dist: %s=%q: want %q, %q or %q (test only)", CheatEnv, s, CheatWrongStdout, CheatColludeStdout, CheatUnrecorded)
 }
 
 // WorkerConfig configures a Worker. Host, Key and Executor are required.
@@ -386,7 +390,7 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 // record records res in the ledger as a job.executed entry, if the worker
 // has a Recorder.
 func (w *Worker) record(spec *jobs.SignedSpec, res *jobs.SignedResult) error {
-	if w.cfg.Recorder == nil {
+	if w.cfg.Recorder == nil || w.cfg.Cheat == CheatUnrecorded {
 		return nil
 	}
 	body, err := (&jobs.ExecutedEntry{Job: spec.ID, Submitter: spec.Envelope.Submitter, Result: res}).Encode()
@@ -430,7 +434,7 @@ func (w *Worker) run(ctx context.Context, spec *jobs.SignedSpec) (*jobs.SignedRe
 	if res.Result.Job != spec.ID || res.Result.Worker != w.self {
 		return nil, fmt.Errorf("the executor returned a result for job %s by %s, want job %s by %s", res.Result.Job, res.Result.Worker, spec.ID, w.self)
 	}
-	if w.cfg.Cheat != CheatNone {
+	if w.cfg.Cheat == CheatWrongStdout || w.cfg.Cheat == CheatColludeStdout {
 		return w.cheat(res)
 	}
 	return res, nil
