@@ -210,3 +210,37 @@ func TestStatusJSONHasPlainCIDs(t *testing.T) {
 		t.Error("a status with a bad job CID decodes")
 	}
 }
+
+// TestCheatUnrecorded checks the test-only worker that returns honest
+// results but keeps them out of its ledger: the job is verified, and that
+// worker's ledger stays empty while the honest workers' do not.
+func TestCheatUnrecorded(t *testing.T) {
+	if m, err := ParseCheatMode("unrecorded"); err != nil || m != CheatUnrecorded {
+		t.Fatalf("ParseCheatMode(unrecorded) = %q, %v", m, err)
+	}
+	if _, err := ParseCheatMode("sloppy"); err == nil || !strings.Contains(err.Error(), "unrecorded") {
+		t.Fatalf("ParseCheatMode(sloppy) = %v, want an error listing the modes", err)
+	}
+	ledgers := make([]*memLedger, 4)
+	for i := range ledgers {
+		ledgers[i] = &memLedger{}
+	}
+	c := newCluster(t, 4, clusterOpts{
+		workerCfg: func(i int, wc *WorkerConfig) {
+			wc.Recorder = ledgers[i]
+			if i == 1 {
+				wc.Cheat = CheatUnrecorded
+			}
+		},
+	})
+	st := c.run(c.spec(3, 2))
+	if st.Verdict != quorum.Verified || len(st.Disagreeing) != 0 {
+		t.Fatalf("job ended %s (%s), disagreeing %v; want verified by all three", st.Verdict, st.Reason, st.Disagreeing)
+	}
+	for i := 1; i < 4; i++ {
+		kinds, _ := ledgers[i].entries()
+		if want := map[bool]int{true: 0, false: 1}[i == 1]; len(kinds) != want {
+			t.Errorf("worker %d recorded %d entries, want %d", i, len(kinds), want)
+		}
+	}
+}
