@@ -24,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoalnet/shoal/crypto"
+	"github.com/shoalnet/shoal/internal/fsprune"
 	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/jobs/sandbox"
 )
@@ -59,6 +60,9 @@ const DefaultModulesMaxBytes = 1 << 30
 // moduleGrace is how long after its last use an exported module is
 // never deleted, so that a job about to run it finds it.
 const moduleGrace = 10 * time.Minute
+
+// maxTouched bounds the modules whose last touch a Runner remembers.
+const maxTouched = 4096
 
 // A Runner runs jobs on this node. It is safe for concurrent use; the
 // sandbox pool bounds how many run at once.
@@ -290,6 +294,9 @@ func (r *Runner) touch(path string) {
 	r.mu.Lock()
 	last := r.touched[path]
 	if now.Sub(last) >= time.Minute {
+		if len(r.touched) >= maxTouched {
+			clear(r.touched) // at worst a few more Chtimes calls
+		}
 		r.touched[path] = now
 	}
 	r.mu.Unlock()
@@ -302,48 +309,12 @@ func (r *Runner) touch(path string) {
 // they take more than Config.ModulesMaxBytes, sparing keep and any used
 // in the last moduleGrace. It returns the bytes freed.
 func (r *Runner) pruneModules(keep string) int64 {
-	des, err := os.ReadDir(r.modules)
-	if err != nil {
-		return 0
-	}
-	type file struct {
-		path  string
-		size  int64
-		mtime time.Time
-	}
-	var files []file
-	var total int64
-	for _, de := range des {
-		if !strings.HasSuffix(de.Name(), ".wasm") {
-			continue
-		}
-		fi, err := de.Info()
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		files = append(files, file{filepath.Join(r.modules, de.Name()), fi.Size(), fi.ModTime()})
-		total += fi.Size()
-	}
-	if total <= r.cfg.ModulesMaxBytes {
-		return 0
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
-	var freed int64
-	for _, f := range files {
-		if total <= r.cfg.ModulesMaxBytes {
-			break
-		}
-		if f.path == keep || time.Since(f.mtime) < moduleGrace {
-			continue
-		}
-		if os.Remove(f.path) == nil {
-			total -= f.size
-			freed += f.size
-			r.mu.Lock()
-			delete(r.touched, f.path)
-			r.mu.Unlock()
-		}
-	}
+	freed, _ := fsprune.ToSize(r.modules, r.cfg.ModulesMaxBytes, fsprune.Options{
+		Include: func(path string) bool { return strings.HasSuffix(path, ".wasm") },
+		Spare: func(path string, mtime time.Time) bool {
+			return path == keep || time.Since(mtime) < moduleGrace
+		},
+	})
 	return freed
 }
 
