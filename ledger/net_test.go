@@ -511,3 +511,48 @@ func TestReplicaReopenAndReject(t *testing.T) {
 		t.Fatalf("sync after a refused one: %v", err)
 	}
 }
+
+// tamperedSource serves its log with one byte of entry at flipped.
+type tamperedSource struct {
+	ledger.Source
+	at uint64
+}
+
+func (s tamperedSource) Entries(ctx context.Context, from uint64, max int) ([][]byte, error) {
+	es, err := s.Source.Entries(ctx, from, max)
+	for i := range es {
+		if from+uint64(i) == s.at {
+			e := append([]byte(nil), es[i]...)
+			e[len(e)-1] ^= 1 // the last byte is the signature's
+			es[i] = e
+		}
+	}
+	return es, err
+}
+
+// A replica checks entries against the signed checkpoint instead of one
+// by one: an entry whose bytes (here its signature) differ from what the
+// checkpoint commits to is still refused, and nothing of the batch is kept.
+func TestReplicaRefusesTamperedEntry(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, t.TempDir(), key(t, 1))
+	appendN(t, l, 20, "t")
+	cp, _ := l.Checkpoint()
+	r, err := ledger.OpenReplica(ctx, filepath.Join(t.TempDir(), "replica"), l.Origin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Sync(ctx, tamperedSource{ledger.LocalSource(l), 13}, cp); err == nil {
+		t.Fatal("replica accepted a tampered entry")
+	}
+	if r.Size() != 0 {
+		t.Fatalf("replica holds %d entries after a refused sync, want 0", r.Size())
+	}
+	if err := r.Sync(ctx, ledger.LocalSource(l), cp); err != nil {
+		t.Fatalf("sync from the honest source: %v", err)
+	}
+	if r.Size() != 20 {
+		t.Fatalf("replica holds %d, want 20", r.Size())
+	}
+}

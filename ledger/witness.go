@@ -119,6 +119,20 @@ func readBounded(path string, max int) ([]byte, error) {
 	return data, nil
 }
 
+// replaceFile writes data to path via a temporary file and a rename: a
+// reader sees the old or the new content, never a mix, but a crash may
+// bring the old one back.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("ledger: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("ledger: rename %s: %w", tmp, err)
+	}
+	return nil
+}
+
 // writeFileAtomic writes data to path via a synced temporary file and a rename.
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
@@ -208,13 +222,24 @@ func (w *Witness) AddEvidence(ev *Evidence) (bool, error) {
 	return true, nil
 }
 
-func (w *Witness) setLatest(id peer.ID, cp *Checkpoint) error {
+// setLatest holds cp as id's newest checkpoint and stores it. The file of
+// a replicated peer is replaced atomically but not synced: after a crash
+// the witness may hold an older checkpoint of it, but the replica's
+// entries, synced on their own, still convict a newer checkpoint that
+// contradicts them. A watched peer's checkpoint is all the witness has of
+// it, so that one is synced.
+func (w *Witness) setLatest(id peer.ID, cp *Checkpoint, replicated bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if old := w.latest[id]; old != nil && old.Size >= cp.Size {
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, "checkpoints", id.String()), cp.Note); err != nil {
+	path := filepath.Join(w.dir, "checkpoints", id.String())
+	write := writeFileAtomic
+	if replicated {
+		write = replaceFile
+	}
+	if err := write(path, cp.Note); err != nil {
 		return err
 	}
 	w.latest[id] = cp
@@ -257,7 +282,7 @@ func (w *Witness) observe(ctx context.Context, cp *Checkpoint, src Source, repli
 		if replicate {
 			return w.accept(ctx, id, cp, src)
 		}
-		return nil, w.setLatest(id, cp)
+		return nil, w.setLatest(id, cp, false)
 	}
 	old := w.Latest(id)
 	if old == nil {
@@ -328,7 +353,7 @@ func (w *Witness) Audit(ctx context.Context, src Source) (*Report, *Evidence, er
 			return rep, ev, err
 		}
 	}
-	if err := w.setLatest(id, cur); err != nil {
+	if err := w.setLatest(id, cur, true); err != nil {
 		return rep, nil, err
 	}
 	if r, err := w.replica(ctx, id); err != nil {
@@ -351,7 +376,7 @@ func (w *Witness) accept(ctx context.Context, id peer.ID, cp *Checkpoint, src So
 		// do not accept the checkpoint; look for a provable conflict.
 		return w.audit(ctx, src, cp)
 	}
-	return nil, w.setLatest(id, cp)
+	return nil, w.setLatest(id, cp, true)
 }
 
 // replica returns the replica of id's log, opening it on first use.
