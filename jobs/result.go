@@ -232,6 +232,18 @@ func (s *SignedResult) Encode() ([]byte, error) {
 // form, the result (as DecodeResult does) and the worker's signature. A bad
 // signature wraps crypto.ErrBadSignature.
 func DecodeSignedResult(data []byte) (*SignedResult, error) {
+	return decodeSignedResult(data, true)
+}
+
+// DecodeSignedResultUnverified is DecodeSignedResult without the signature
+// check, for a result relayed inside a message signed by someone else (a
+// results announcement) that is checked in full before it is shown or
+// relied on.
+func DecodeSignedResultUnverified(data []byte) (*SignedResult, error) {
+	return decodeSignedResult(data, false)
+}
+
+func decodeSignedResult(data []byte, verify bool) (*SignedResult, error) {
 	n, err := decodeCanonical("signed result", data, MaxSignedResultSize)
 	if err != nil {
 		return nil, err
@@ -249,8 +261,10 @@ func DecodeSignedResult(data []byte) (*SignedResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: signed result: %w", err)
 	}
-	if err := crypto.Verify(pub, crypto.DomainJobResult, b, sig); err != nil {
-		return nil, fmt.Errorf("jobs: signed result from %s: %w", r.Worker, err)
+	if verify {
+		if err := crypto.Verify(pub, crypto.DomainJobResult, b, sig); err != nil {
+			return nil, fmt.Errorf("jobs: signed result from %s: %w", r.Worker, err)
+		}
 	}
 	return &SignedResult{Result: r, Bytes: b, Sig: sig, CID: crypto.CIDOf(multicodec.DagCbor, b)}, nil
 }

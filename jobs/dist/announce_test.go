@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,6 +102,52 @@ func TestAnnouncementSealOpen(t *testing.T) {
 		t.Fatal(err)
 	} else if _, err := OpenAnnouncement(b); err == nil {
 		t.Error("OpenAnnouncement(signed by a non-submitter) succeeded")
+	}
+}
+
+// The results topic's validator checks only the envelope's signature
+// (CheckAnnouncement); a result with a forged signature inside passes it
+// and is caught when the stored announcement is read (OpenAnnouncement).
+func TestAnnouncementEmbeddedSignaturesCheckedOnRead(t *testing.T) {
+	key := testKey(t, 1)
+	workers := []crypto.PrivKey{testKey(t, 2), testKey(t, 3), testKey(t, 4)}
+	spec, st := finishedStatus(t, key, workers, nil, 2)
+	b, err := SealAnnouncement(key, spec, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckAnnouncement(b); err != nil {
+		t.Fatalf("CheckAnnouncement(sealed) = %v", err)
+	}
+	r, err := jobs.DecodeSignedResult(st.Results[1].Signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Sig = bytes.Clone(r.Sig)
+	r.Sig[0] ^= 1
+	forged := st
+	forged.Results = slices.Clone(st.Results)
+	if forged.Results[1].Signed, err = r.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = SealAnnouncement(key, spec, forged); err != nil {
+		t.Fatal(err)
+	}
+	a, err := CheckAnnouncement(b)
+	if err != nil {
+		t.Fatalf("CheckAnnouncement(forged result inside) = %v, want it to pass the envelope check", err)
+	}
+	if a.Verdict.Kind != quorum.Verified {
+		t.Fatalf("verdict %s, want verified", a.Verdict.Kind)
+	}
+	if _, err := OpenAnnouncement(b); !errors.Is(err, crypto.ErrBadSignature) {
+		t.Fatalf("OpenAnnouncement(forged result inside) = %v, want a bad signature", err)
+	}
+	// The envelope's own signature is still checked by both.
+	c := bytes.Clone(b)
+	c[len(c)-1] ^= 1
+	if _, err := CheckAnnouncement(c); err == nil {
+		t.Fatal("CheckAnnouncement(envelope signature changed) succeeded")
 	}
 }
 
