@@ -92,7 +92,15 @@ func failed(f jobs.Failure, format string, args ...any) *Outcome {
 // module returns the compiled module of t, from memory or by compiling it
 // (wazero consults the disk cache first). A module that is not WebAssembly,
 // does not compile or imports what the sandbox lacks yields an outcome.
-func (e *executor) module(ctx context.Context, t *Task) (wazero.CompiledModule, bool, *Outcome) {
+// A compiledModule is a module ready to instantiate: compiled without its
+// data section where splitData could take it out, with the image that
+// replaces it.
+type compiledModule struct {
+	mod  wazero.CompiledModule
+	data *dataImage // nil: the module kept its data section
+}
+
+func (e *executor) module(ctx context.Context, t *Task) (*compiledModule, bool, *Outcome) {
 	if m := e.modules.get(t.ModuleCID); m != nil {
 		return m, false, nil
 	}
@@ -111,16 +119,27 @@ func (e *executor) module(ctx context.Context, t *Task) (wazero.CompiledModule, 
 	if !bytes.HasPrefix(code, []byte("\x00asm")) {
 		return nil, false, failed(jobs.FailureInvalidModule, "module %s is not a WebAssembly module (no \\0asm header); build it with GOOS=wasip1 GOARCH=wasm", t.ModuleCID)
 	}
-	m, err := e.rt.CompileModule(ctx, code)
-	if err != nil {
-		return nil, false, failed(jobs.FailureInvalidModule, "module %s does not compile: %v", t.ModuleCID, err)
+	cm := &compiledModule{}
+	if stripped, img, ok := splitData(code); ok {
+		if m, err := e.rt.CompileModule(ctx, stripped); err == nil {
+			cm.mod, cm.data = m, img
+		}
 	}
-	if o := e.checkImports(m); o != nil {
-		m.Close(ctx)
+	if cm.mod == nil {
+		// Not split, or the stripped module failed: compile the module
+		// as it is, so that any error is reported on what was sent.
+		m, err := e.rt.CompileModule(ctx, code)
+		if err != nil {
+			return nil, false, failed(jobs.FailureInvalidModule, "module %s does not compile: %v", t.ModuleCID, err)
+		}
+		cm.mod = m
+	}
+	if o := e.checkImports(cm.mod); o != nil {
+		cm.mod.Close(ctx)
 		return nil, false, o
 	}
-	e.modules.add(ctx, t.ModuleCID, m)
-	return m, true, nil
+	e.modules.add(ctx, t.ModuleCID, cm)
+	return cm, true, nil
 }
 
 // checkImports fails a module that imports anything but WASI preview 1
@@ -149,7 +168,7 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		return o
 	}
 	compileTime := time.Since(t0)
-	for _, d := range compiled.ExportedMemories() {
+	for _, d := range compiled.mod.ExportedMemories() {
 		if need := uint64(d.Min()) * 65536; need > t.Memory {
 			return failed(jobs.FailureMemory, "module needs %d bytes of memory at start, more than the limit of %d", need, t.Memory)
 		}
@@ -188,14 +207,14 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		k, v, _ := strings.Cut(kv, "=")
 		mc = mc.WithEnv(k, v)
 	}
-	mem := &memoryLimit{limit: t.Memory, arena: e.arena}
+	mem := &memoryLimit{limit: t.Memory, arena: e.arena, data: compiled.data}
 	rctx := experimental.WithMemoryAllocator(ctx, mem)
 
 	if err := started(didCompile); err != nil {
 		return failed(jobs.FailureWorker, "%v", err)
 	}
 	t1 := time.Now()
-	err = instantiate(rctx, e.rt, compiled, mc)
+	err = instantiate(rctx, e.rt, compiled.mod, mc)
 	runTime := time.Since(t1)
 	mem.release()
 	out := &Outcome{ExitCode: 0}
@@ -252,14 +271,14 @@ type moduleLRU struct {
 
 type lruEntry struct {
 	cid string
-	mod wazero.CompiledModule
+	mod *compiledModule
 }
 
 func newModuleLRU(max int) *moduleLRU {
 	return &moduleLRU{max: max, order: list.New(), byCID: map[string]*list.Element{}}
 }
 
-func (l *moduleLRU) get(cid string) wazero.CompiledModule {
+func (l *moduleLRU) get(cid string) *compiledModule {
 	el, ok := l.byCID[cid]
 	if !ok {
 		return nil
@@ -268,20 +287,20 @@ func (l *moduleLRU) get(cid string) wazero.CompiledModule {
 	return el.Value.(*lruEntry).mod
 }
 
-func (l *moduleLRU) add(ctx context.Context, cid string, m wazero.CompiledModule) {
+func (l *moduleLRU) add(ctx context.Context, cid string, m *compiledModule) {
 	l.byCID[cid] = l.order.PushFront(&lruEntry{cid: cid, mod: m})
 	for l.order.Len() > l.max {
 		el := l.order.Back()
 		e := el.Value.(*lruEntry)
 		l.order.Remove(el)
 		delete(l.byCID, e.cid)
-		e.mod.Close(ctx)
+		e.mod.mod.Close(ctx)
 	}
 }
 
 func (l *moduleLRU) clear(ctx context.Context) {
 	for el := l.order.Front(); el != nil; el = el.Next() {
-		el.Value.(*lruEntry).mod.Close(ctx)
+		el.Value.(*lruEntry).mod.mod.Close(ctx)
 	}
 	l.order.Init()
 	clear(l.byCID)
@@ -333,6 +352,7 @@ type memoryLimit struct {
 	asked    uint64
 	exceeded bool
 	arena    *arena          // nil without an arena, or once taken
+	data     *dataImage      // written into the first memory as it is made; nil once written
 	mems     []*linearMemory // every memory handed out, freed by release
 }
 
@@ -371,18 +391,23 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		return nil
 	}
 	m.peak = max(m.peak, size)
-	if l.arena != nil {
+	switch {
+	case l.arena != nil:
 		l.buf = l.arena.grow(size)
-		return l.buf
-	}
-	if size <= uint64(cap(l.buf)) {
+	case size <= uint64(cap(l.buf)):
 		l.buf = l.buf[:size]
-		return l.buf
+	default:
+		nb := make([]byte, size, max(size, min(2*uint64(cap(l.buf)), m.limit)))
+		copy(nb, l.buf)
+		l.buf = nb
 	}
-	nb := make([]byte, size, max(size, min(2*uint64(cap(l.buf)), m.limit)))
-	copy(nb, l.buf)
-	l.buf = nb
-	return nb
+	// The runtime makes the memory at its initial size, which holds the
+	// whole image (splitData checked), before it runs any code.
+	if d := m.data; d != nil && uint64(len(l.buf)) >= uint64(d.off)+uint64(len(d.bytes)) {
+		copy(l.buf[d.off:], d.bytes)
+		m.data = nil
+	}
+	return l.buf
 }
 
 func (l *linearMemory) Free() {
