@@ -38,9 +38,12 @@ const (
 	ledgerAnnounceCheck = time.Second
 	ledgerAnnounceEvery = 30 * time.Second
 	ledgerPeerTimeout   = 2 * time.Minute
-	// ledgerReplicateDelay gathers the workers of jobs that end close
-	// together into one replication per worker.
-	ledgerReplicateDelay = 250 * time.Millisecond
+	// ledgerReplicateDelay is how long after a job ends its workers'
+	// logs are replicated, if their checkpoint gossip (at most
+	// ledgerAnnounceCheck apart while a log grows) has not already
+	// brought the entries the node awaits. It also gathers the workers
+	// of jobs that end close together into one replication per worker.
+	ledgerReplicateDelay = 2 * time.Second
 	// ledgerPartnerFor is how long after the last job with a peer its
 	// log is still replicated entry by entry; other peers' checkpoints
 	// are only watched (ledger.Witness.Watch).
@@ -301,7 +304,9 @@ func (n *Node) ledgerJobEnded(st dist.Status) {
 }
 
 // ledgerReplicateEnded replicates the ledgers of the workers of ended
-// jobs, each once per ledgerReplicateDelay however many of its jobs ended.
+// jobs, each once per ledgerReplicateDelay however many of its jobs ended,
+// unless the worker's gossiped checkpoints have had its log replicated
+// and every result awaited from it found there in the meantime.
 func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
 	defer a.wg.Done()
 	pending := make(map[peer.ID]bool)
@@ -322,7 +327,12 @@ func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
 		case <-due:
 			due = nil
 			for p := range pending {
-				n.ledgerReplicate(p)
+				a.mu.Lock()
+				awaited := len(a.expect[p]) > 0
+				a.mu.Unlock()
+				if awaited {
+					n.ledgerReplicate(p)
+				}
 			}
 			clear(pending)
 		}
