@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,7 +75,12 @@ type Runner struct {
 
 	mu      sync.Mutex
 	touched map[string]time.Time // module file → when its mtime was last set; guarded by mu
+	idle    []string             // clean scratch dirs ready for the next job; guarded by mu
 }
+
+// maxIdleScratch bounds the clean scratch directories a Runner keeps for
+// reuse (one per job that ran at once, in practice the node's slots).
+const maxIdleScratch = 64
 
 var _ jobs.Executor = (*Runner)(nil)
 
@@ -140,11 +146,11 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 	}
 	env := spec.Envelope
 	comp := &env.Computation
-	scratch, err := r.newScratch(spec.ID)
+	scratch, err := r.takeScratch()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(scratch)
+	defer func() { r.returnScratch(scratch, len(comp.Inputs) == 0) }()
 	task := &sandbox.Task{
 		ModuleCID:  comp.Module.String(),
 		Seed:       spec.CompCID.String(),
@@ -159,9 +165,6 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 	}
 	for _, k := range sortedKeys(comp.Env) {
 		task.Env = append(task.Env, k+"="+comp.Env[k])
-	}
-	if err := os.Mkdir(task.OutputsDir, 0o700); err != nil {
-		return nil, fmt.Errorf("local: create %s: %w", task.OutputsDir, err)
 	}
 
 	progress(jobs.StateFetching)
@@ -207,17 +210,82 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 	return signed, nil
 }
 
-// newScratch makes a fresh scratch directory for job id.
-func (r *Runner) newScratch(id cid.Cid) (string, error) {
-	var rnd [4]byte
+// takeScratch returns a scratch directory for a job: an empty outputs/
+// directory and nothing else (empty stdout and stderr files at most). A
+// directory a finished job left clean is reused, since creating and
+// removing directories and files is a good part of a short job's cost;
+// otherwise a fresh one is made.
+func (r *Runner) takeScratch() (string, error) {
+	r.mu.Lock()
+	if n := len(r.idle); n > 0 {
+		dir := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		r.mu.Unlock()
+		return dir, nil
+	}
+	r.mu.Unlock()
+	var rnd [8]byte
 	if _, err := crand.Read(rnd[:]); err != nil {
 		return "", fmt.Errorf("local: random scratch name: %w", err)
 	}
-	dir := filepath.Join(r.scratch, id.String()+"-"+hex.EncodeToString(rnd[:]))
+	dir := filepath.Join(r.scratch, "job-"+hex.EncodeToString(rnd[:]))
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", fmt.Errorf("local: create scratch dir: %w", err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "outputs"), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("local: create outputs dir: %w", err)
+	}
 	return dir, nil
+}
+
+// returnScratch takes back a job's scratch directory. It is kept for the
+// next job only if reusable is set and it is back to what takeScratch
+// hands out: outputs/ empty, stdout and stderr emptied, nothing else;
+// anything else is removed whole.
+func (r *Runner) returnScratch(dir string, reusable bool) {
+	if reusable && r.cleanScratch(dir) {
+		r.mu.Lock()
+		if len(r.idle) < maxIdleScratch {
+			r.idle = append(r.idle, dir)
+			dir = ""
+		}
+		r.mu.Unlock()
+		if dir == "" {
+			return
+		}
+	}
+	os.RemoveAll(dir)
+}
+
+// cleanScratch empties the capture files of scratch dir and reports
+// whether the dir holds nothing else but an empty outputs/.
+func (r *Runner) cleanScratch(dir string) bool {
+	des, err := os.ReadDir(dir)
+	if err != nil || len(des) > 3 {
+		return false
+	}
+	for _, de := range des {
+		switch name := de.Name(); {
+		case name == "outputs" && de.IsDir():
+			f, err := os.Open(filepath.Join(dir, name))
+			if err != nil {
+				return false
+			}
+			names, err := f.Readdirnames(1)
+			f.Close()
+			if len(names) != 0 || !errors.Is(err, io.EOF) {
+				return false
+			}
+		case (name == "stdout" || name == "stderr") && de.Type().IsRegular():
+			if err := os.Truncate(filepath.Join(dir, name), 0); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // fetch makes the module and inputs local, exports them and fills in the

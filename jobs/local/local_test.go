@@ -3,9 +3,12 @@ package local
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -252,5 +255,54 @@ func TestBadInputs(t *testing.T) {
 	res, _ := n.execute(t, n.spec(t, jobs.Computation{Module: hello}, 99))
 	if !res.Result.OK() {
 		t.Fatalf("hello after bad inputs: %+v", res.Result)
+	}
+}
+
+// Scratch directories are reused when a job leaves them clean, and a
+// reused one shows nothing of the job before: a job that never runs its
+// program (its module cannot be fetched) reports empty captures, not the
+// previous job's; a dir with outputs left in it is not reused.
+func TestScratchReuse(t *testing.T) {
+	n := newNode(t, 1)
+	hello := n.blocks.AddBytes(wasm(t, "hello"))
+	idle := func() []string {
+		n.runner.mu.Lock()
+		defer n.runner.mu.Unlock()
+		return slices.Clone(n.runner.idle)
+	}
+	res, _ := n.execute(t, n.spec(t, jobs.Computation{Module: hello, Args: []string{"first"}}, 1))
+	if got := n.cat(t, res.Result.Stdout); !strings.Contains(got, "arg 1: first") {
+		t.Fatalf("stdout = %q", got)
+	}
+	first := idle()
+	if len(first) != 1 {
+		t.Fatalf("%d idle scratch dirs after a clean job, want 1", len(first))
+	}
+	missing := crypto.CIDOf(0x55, []byte("never stored"))
+	res, _ = n.execute(t, n.spec(t, jobs.Computation{Module: missing}, 2))
+	if res.Result.Failure != jobs.FailureInput || n.cat(t, res.Result.Stdout) != "" || n.cat(t, res.Result.Stderr) != "" {
+		t.Fatalf("job that never ran: %+v, stdout %q", res.Result, n.cat(t, res.Result.Stdout))
+	}
+	res, _ = n.execute(t, n.spec(t, jobs.Computation{Module: hello, Args: []string{"second"}}, 3))
+	if got := n.cat(t, res.Result.Stdout); strings.Contains(got, "first") || !strings.Contains(got, "arg 1: second") {
+		t.Fatalf("stdout of the third job = %q", got)
+	}
+	if got := idle(); !slices.Equal(got, first) {
+		t.Fatalf("idle scratch dirs %v, want the same one %v", got, first)
+	}
+	// Outputs left behind: the dir is removed, not reused.
+	dir, err := n.runner.takeScratch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "outputs", "left"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.runner.returnScratch(dir, true)
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("scratch dir with outputs left in it: stat = %v, want it removed", err)
+	}
+	if len(idle()) != 0 {
+		t.Fatal("a dirty scratch dir was kept for reuse")
 	}
 }
