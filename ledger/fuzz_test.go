@@ -85,13 +85,8 @@ func FuzzDecodeResponse(f *testing.F) {
 }
 
 func FuzzDecodeGossip(f *testing.F) {
-	k, err := keyForSeed(1)
-	if err != nil {
-		f.Fatal(err)
-	}
-	from, _ := peerIDOf(k)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		gm, err := DecodeGossip(testNetwork, from, data)
+		gm, err := DecodeGossip(testNetwork, data)
 		if err != nil {
 			return
 		}

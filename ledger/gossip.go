@@ -20,7 +20,7 @@ type GossipType byte
 
 // Gossip message types.
 const (
-	GossipCheckpoint GossipType = 1 // followed by a checkpoint note signed by the publisher's own log key
+	GossipCheckpoint GossipType = 1 // followed by a checkpoint note signed by its log's key (anyone may relay it)
 	GossipEvidence   GossipType = 2 // followed by encoded evidence (anyone may publish it)
 )
 
@@ -30,7 +30,6 @@ const MaxGossipSize = 1 + MaxEvidenceSize
 // A GossipMessage is a validated ledger gossip message: exactly one of
 // Checkpoint and Evidence is set.
 type GossipMessage struct {
-	From       peer.ID // the message's (signing) author
 	Checkpoint *Checkpoint
 	Evidence   *Evidence
 }
@@ -48,29 +47,34 @@ func EncodeGossipEvidence(ev *Evidence) []byte {
 	return append([]byte{byte(GossipEvidence)}, ev.Encoded()...)
 }
 
-// DecodeGossip validates an untrusted gossip message of network published
-// by from: a checkpoint must be of from's own log in network; evidence must
-// verify (see DecodeEvidence) and be about a log of network.
-func DecodeGossip(network string, from peer.ID, data []byte) (*GossipMessage, error) {
+// DecodeGossip validates an untrusted gossip message of network: a
+// checkpoint must be signed by the key of its origin, a log of network;
+// evidence must verify (see DecodeEvidence) and be about a log of network.
+// Both are self-certifying, so who published the message does not matter
+// (messages carry no author; see docs/protocol.md).
+func DecodeGossip(network string, data []byte) (*GossipMessage, error) {
 	if len(data) == 0 || len(data) > MaxGossipSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadGossip, len(data))
 	}
 	switch GossipType(data[0]) {
 	case GossipCheckpoint:
-		cp, err := ParseCheckpoint(data[1:], OriginOf(network, from))
+		cp, err := ParseCheckpoint(data[1:], "")
 		if err != nil {
-			return nil, fmt.Errorf("%w: checkpoint from %s: %w", ErrBadGossip, from, err)
+			return nil, fmt.Errorf("%w: checkpoint: %w", ErrBadGossip, err)
 		}
-		return &GossipMessage{From: from, Checkpoint: cp}, nil
+		if n, _, err := cp.Origin.Parse(); err != nil || n != network {
+			return nil, fmt.Errorf("%w: checkpoint of %s, not of a log of network %q", ErrBadGossip, cp.Origin, network)
+		}
+		return &GossipMessage{Checkpoint: cp}, nil
 	case GossipEvidence:
 		ev, err := DecodeEvidence(data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("%w: evidence from %s: %w", ErrBadGossip, from, err)
+			return nil, fmt.Errorf("%w: evidence: %w", ErrBadGossip, err)
 		}
 		if n, _, _ := ev.Origin.Parse(); n != network {
 			return nil, fmt.Errorf("%w: evidence about network %q, want %q", ErrBadGossip, n, network)
 		}
-		return &GossipMessage{From: from, Evidence: ev}, nil
+		return &GossipMessage{Evidence: ev}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown type %d", ErrBadGossip, data[0])
 }
@@ -81,7 +85,7 @@ func DecodeGossip(network string, from peer.ID, data []byte) (*GossipMessage, er
 // subscribers as the message's ValidatorData.
 func GossipValidator(network string) pubsub.ValidatorEx {
 	return func(ctx context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		gm, err := DecodeGossip(network, msg.GetFrom(), msg.GetData())
+		gm, err := DecodeGossip(network, msg.GetData())
 		if err != nil {
 			return pubsub.ValidationReject
 		}
@@ -154,7 +158,7 @@ func (g *Gossip) Next(ctx context.Context) (*GossipMessage, error) {
 		gm, ok := msg.ValidatorData.(*GossipMessage)
 		if !ok {
 			// Validated elsewhere (no validator data): validate here.
-			gm, err = DecodeGossip(g.network, msg.GetFrom(), msg.GetData())
+			gm, err = DecodeGossip(g.network, msg.GetData())
 			if err != nil {
 				continue
 			}

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -427,7 +428,7 @@ wait:
 		}
 		select {
 		case m := <-got:
-			if m.Checkpoint == nil || m.Checkpoint.Size != 3 || m.From != ha.ID() {
+			if m.Checkpoint == nil || m.Checkpoint.Size != 3 || m.Checkpoint.Origin != ledger.OriginOf(network, ha.ID()) {
 				t.Fatalf("b received %+v", m)
 			}
 			break wait
@@ -439,27 +440,33 @@ wait:
 }
 
 // TestGossipValidation checks DecodeGossip, which the topic validator runs:
-// a checkpoint relayed under another author, bogus evidence and junk are
+// a checkpoint verifies by its own origin's key, whoever relays it; one of
+// another network, a changed signature, bogus evidence and junk are
 // rejected.
 func TestGossipValidation(t *testing.T) {
-	ka, kb := key(t, 1), key(t, 2)
+	ka := key(t, 1)
 	ida, _ := crypto.PeerID(ka)
-	idb, _ := crypto.PeerID(kb)
 	l := openLog(t, t.TempDir(), ka)
 	appendN(t, l, 2, "v")
 	cp, _ := l.Checkpoint()
 	msg := ledger.EncodeGossipCheckpoint(cp)
-	if _, err := ledger.DecodeGossip(network, ida, msg); err != nil {
-		t.Fatalf("own checkpoint rejected: %v", err)
+	gm, err := ledger.DecodeGossip(network, msg)
+	if err != nil {
+		t.Fatalf("checkpoint rejected: %v", err)
 	}
-	if _, err := ledger.DecodeGossip(network, idb, msg); err == nil {
-		t.Fatal("checkpoint published by another peer accepted")
+	if gm.Checkpoint == nil || gm.Checkpoint.Origin != ledger.OriginOf(network, ida) || gm.Checkpoint.Size != 2 {
+		t.Fatalf("decoded %+v", gm.Checkpoint)
 	}
-	if _, err := ledger.DecodeGossip("othernet", ida, msg); err == nil {
+	if _, err := ledger.DecodeGossip("othernet", msg); err == nil {
 		t.Fatal("checkpoint of another network accepted")
 	}
+	forged := bytes.Clone(msg)
+	forged[len(forged)-3] ^= 1 // inside the base64 signature
+	if _, err := ledger.DecodeGossip(network, forged); err == nil {
+		t.Fatal("checkpoint with a changed signature accepted")
+	}
 	for _, junk := range [][]byte{nil, {0}, {byte(ledger.GossipEvidence), 1, 2, 3}, {9, 9}} {
-		if _, err := ledger.DecodeGossip(network, ida, junk); err == nil {
+		if _, err := ledger.DecodeGossip(network, junk); err == nil {
 			t.Fatalf("junk %x accepted", junk)
 		}
 	}

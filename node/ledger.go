@@ -194,6 +194,9 @@ func (n *Node) ledgerListen(a *ledgerArea) {
 		switch {
 		case m.Checkpoint != nil:
 			_, id, _ := m.Checkpoint.Origin.Parse()
+			if id == n.id {
+				continue // this node's own, back from the topic
+			}
 			a.mu.Lock()
 			busy := a.watching[id]
 			a.watching[id] = true

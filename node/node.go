@@ -335,14 +335,14 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 // closer: subsystems that registered later leave their topics first.
 func (n *Node) startPubSub(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, n.host,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+	opts := append(capacity.MessagePolicy(),
 		pubsub.WithPeerExchange(true),
 		// A verdict or a checkpoint published before the topic's mesh has
 		// formed still reaches every subscribed peer.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerScore(n.pubSubScoreParams(), capacity.PeerScoreThresholds()),
 	)
+	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("gossipsub: %w", err)

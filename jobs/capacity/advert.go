@@ -93,11 +93,10 @@ const (
 	ReasonDecode    Reason = "decode"     // the payload is not canonical DAG-CBOR of a map
 	ReasonField     Reason = "field"      // a field is missing, of the wrong type or out of bounds
 	ReasonSigner    Reason = "signer"     // the envelope signer is not the advert's peer
-	ReasonAuthor    Reason = "author"     // the gossipsub message author is not the advert's peer
 	ReasonNetwork   Reason = "network"    // the advert names another network
 	ReasonExpired   Reason = "expired"    // the expiry has passed
 	ReasonFarExpiry Reason = "far-expiry" // the expiry is further ahead than MaxTTL allows
-	ReasonReplay    Reason = "replay"     // the author published the seq of the advert in the view again
+	ReasonReplay    Reason = "replay"     // another advert with the seq of the one in the view (a peer signed two)
 	ReasonDuplicate Reason = "duplicate"  // another copy of the message that delivered the advert in the view
 	ReasonStale     Reason = "stale"      // an older seq than the advert in the view
 )
@@ -115,7 +114,7 @@ func (r Reason) Ignored() bool {
 // Reasons returns every Reason, in the order they were added.
 func Reasons() []Reason {
 	return []Reason{ReasonSize, ReasonEnvelope, ReasonSignature, ReasonDecode, ReasonField,
-		ReasonSigner, ReasonAuthor, ReasonNetwork, ReasonExpired, ReasonFarExpiry, ReasonReplay,
+		ReasonSigner, ReasonNetwork, ReasonExpired, ReasonFarExpiry, ReasonReplay,
 		ReasonDuplicate, ReasonStale}
 }
 

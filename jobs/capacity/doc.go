@@ -9,8 +9,9 @@
 // # Topic
 //
 // Adverts travel on the gossipsub topic "shoal/<network>/capacity/1" (see
-// [Topic]) with the StrictSign message policy: every message carries its
-// author and the author's signature. The message data is one sealed advert.
+// [Topic]) under [MessagePolicy]: messages carry no author and no gossipsub
+// signature, and a message's ID is a hash of its data. The message data is
+// one sealed advert, signed by its peer.
 //
 // # Sealed advert
 //
@@ -63,8 +64,7 @@
 // most 4096 bytes; the envelope decodes, is canonical, has the payload type
 // and its signature verifies in the advert domain; the payload is canonical
 // DAG-CBOR with every field valid; the envelope's signer is the advert's
-// peer; the gossipsub message author is the advert's peer; the network is
-// the receiver's; the expiry is in the future and at most [MaxTTL] +
+// peer; the network is the receiver's; the expiry is in the future and at most [MaxTTL] +
 // [MaxClockSkew] ahead; and the seq is newer than that of the advert the
 // view holds for the peer. Failing any check is a rejection
 // (pubsub.ValidationReject, which scores the relaying peer down), except
@@ -72,7 +72,8 @@
 // penalty: a copy of the message that delivered the advert in the view
 // ([ReasonDuplicate]), and an older seq ([ReasonStale]), which arrives when
 // a peer fetches an old message by gossip after a newer one came by the
-// mesh. The same seq in another message is a replay and is rejected.
+// mesh. The same seq in other bytes is a replay (the peer signed two
+// adverts with one seq) and is rejected.
 //
 // # Publishing
 //

@@ -1,10 +1,12 @@
 package capacity
 
 import (
+	"crypto/sha256"
 	"net"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -92,13 +94,37 @@ func PeerScoreThresholds() *pubsub.PeerScoreThresholds {
 }
 
 // PubSubOptions returns the options a node must pass to pubsub.NewGossipSub
-// for the capacity topic of network: peer scoring with PeerScoreParams and
-// PeerScoreThresholds. StrictSign (the default signature policy) must stay
-// on: the validator checks that an advert's peer is the message's author.
+// for the capacity topic of network: MessagePolicy, and peer scoring with
+// PeerScoreParams and PeerScoreThresholds.
 func PubSubOptions(network string) []pubsub.Option {
+	return append(MessagePolicy(),
+		pubsub.WithPeerScore(PeerScoreParams(network), PeerScoreThresholds()))
+}
+
+// MessagePolicy returns the gossipsub options of Shoal's message policy,
+// which every node of a network must share: messages carry no author, no
+// sequence number and no gossipsub signature (StrictNoSign: a signed
+// message is rejected), and a message's ID is the SHA-256 of its topic and
+// data. Every message Shoal publishes is signed inside (an advert, a
+// results announcement, a checkpoint, evidence), so a second signature by
+// whoever published it proved nothing the validators use and cost a
+// signature per message and a check per message on every node. Identical
+// data is one message, whoever relays it.
+func MessagePolicy() []pubsub.Option {
 	return []pubsub.Option{
-		pubsub.WithPeerScore(PeerScoreParams(network), PeerScoreThresholds()),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(contentMessageID),
 	}
+}
+
+// contentMessageID is the message ID of MessagePolicy.
+func contentMessageID(m *pb.Message) string {
+	h := sha256.New()
+	h.Write([]byte(m.GetTopic()))
+	h.Write([]byte{0})
+	h.Write(m.GetData())
+	return string(h.Sum(nil))
 }
 
 // colocationWhitelist returns the networks exempt from the IP colocation

@@ -64,9 +64,9 @@ type Service struct {
 
 // New joins the capacity topic of network on ps, registers the topic
 // validator, publishes the node's first advert and returns the running
-// Service. key must be h's identity key: gossipsub signs each message with
-// the host's key and the validator requires the advert's peer to be the
-// message author. ctx bounds only the first publication; the Service runs
+// Service. key must be h's identity key: it signs the node's adverts.
+// ps should use MessagePolicy (the options in PubSubOptions). ctx bounds
+// only the first publication; the Service runs
 // until Close.
 //
 // Defaults: slots = number of CPUs (all free), runtimes = [wasm], cores and
@@ -360,16 +360,13 @@ func (s *Service) prune(now time.Time) {
 	}
 }
 
-// check applies every receiver rule to a sealed advert that author
-// published in gossipsub message msgID, at time now, and returns the
-// advert or a *RejectError.
-func (s *Service) check(author peer.ID, msgID string, data []byte, now time.Time) (Advert, error) {
+// check applies every receiver rule to a sealed advert delivered in
+// gossipsub message msgID (a hash of the data; see MessagePolicy), at time
+// now, and returns the advert or a *RejectError.
+func (s *Service) check(msgID string, data []byte, now time.Time) (Advert, error) {
 	a, err := OpenAdvert(data)
 	if err != nil {
 		return Advert{}, err
-	}
-	if a.Peer != author {
-		return Advert{}, reject(ReasonAuthor, "advert of peer %s was published by %s", a.Peer, author)
 	}
 	if a.Network != s.network {
 		return Advert{}, reject(ReasonNetwork, "advert is for network %q, this is %q", a.Network, s.network)
@@ -397,7 +394,7 @@ func (s *Service) check(author peer.ID, msgID string, data []byte, now time.Time
 
 // validate is the topic validator.
 func (s *Service) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	a, err := s.check(msg.GetFrom(), msg.ID, msg.Data, s.cfg.now())
+	a, err := s.check(msg.ID, msg.Data, s.cfg.now())
 	if err != nil {
 		reason := ReasonOf(err)
 		if reason.Ignored() {
@@ -405,7 +402,7 @@ func (s *Service) validate(_ context.Context, from peer.ID, msg *pubsub.Message)
 			return pubsub.ValidationIgnore
 		}
 		s.m.rejected.WithLabelValues(string(reason)).Inc()
-		s.log.Debug("rejected capacity advert", "from", from, "author", msg.GetFrom(), "reason", string(reason), "err", err)
+		s.log.Debug("rejected capacity advert", "from", from, "reason", string(reason), "err", err)
 		return pubsub.ValidationReject
 	}
 	msg.ValidatorData = &a

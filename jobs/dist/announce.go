@@ -267,16 +267,13 @@ func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status)
 }
 
 func (g *Gossip) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if from == g.self && msg.GetFrom() == g.self {
+	if from == g.self {
 		// This node's own announcement, sealed and stored by Announce.
 		return pubsub.ValidationAccept
 	}
 	a, err := CheckAnnouncement(msg.Data)
-	if err == nil && msg.GetFrom() != a.Spec.Envelope.Submitter {
-		err = fmt.Errorf("announcement of job %s published by %s, not by its submitter", a.Spec.ID, msg.GetFrom())
-	}
 	if err != nil {
-		g.log.Debug("rejected results announcement", "from", from, "author", msg.GetFrom(), "err", err)
+		g.log.Debug("rejected results announcement", "from", from, "err", err)
 		return pubsub.ValidationReject
 	}
 	msg.ValidatorData = a
