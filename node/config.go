@@ -81,7 +81,7 @@ type JobsConfig struct {
 	// AllowSelf lets the scheduler pick this node for the jobs it submits.
 	AllowSelf bool `toml:"allow_self" comment:"Set to true to let the scheduler pick this node like any other for the jobs it submits; when false, it runs a replica of its own job only when no other peer can. Default false."`
 	// Retries is how many offers a submitted job may make beyond one per replica.
-	Retries int `toml:"retries" comment:"How many more offers a job this node submits may make beyond one per replica, when workers fail or do not answer (declines for lack of a free slot do not count). 1 to 100 (0 is not accepted). Default 3."`
+	Retries int `toml:"retries" comment:"How many more offers a job this node submits may make beyond one per replica, when workers fail or do not answer (declines for lack of a free slot do not count). 0 (a failed replica is not offered again) to 100. Default 3."`
 	// CommitWait is how long the manager waits, after the first replica's commitment, for the others.
 	CommitWait Duration `toml:"commit_wait" comment:"How long after the first replica commits to its result this node waits for the other replicas before asking for the reveals; replicas that commit later are revealed as they come. \"100ms\" to \"10m\". Default \"5s\"."`
 	// OfferTimeout bounds one offer to a worker.
@@ -133,8 +133,8 @@ func (c *JobsConfig) Validate() error {
 	if c.Queue < 0 || c.Queue > maxJobsQueue {
 		return fmt.Errorf("config: jobs.queue = %d; want 0 to %d, e.g. twice jobs.slots", c.Queue, maxJobsQueue)
 	}
-	if c.Retries < 1 || c.Retries > maxJobsRetries {
-		return fmt.Errorf("config: jobs.retries = %d; want 1 to %d, e.g. %d", c.Retries, maxJobsRetries, defaultJobsRetries)
+	if c.Retries < 0 || c.Retries > maxJobsRetries {
+		return fmt.Errorf("config: jobs.retries = %d; want 0 to %d, e.g. %d", c.Retries, maxJobsRetries, defaultJobsRetries)
 	}
 	for _, d := range []struct {
 		key      string

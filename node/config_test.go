@@ -166,7 +166,6 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"slots too many", "[jobs]\nslots = 1025", "jobs.slots"},
 		{"queue negative", "[jobs]\nqueue = -1", "jobs.queue"},
 		{"queue too long", "[jobs]\nqueue = 4097", "jobs.queue"},
-		{"retries zero", "[jobs]\nretries = 0", "jobs.retries"},
 		{"retries negative", "[jobs]\nretries = -1", "jobs.retries"},
 		{"retries too many", "[jobs]\nretries = 101", "jobs.retries"},
 		{"commit_wait short", "[jobs]\ncommit_wait = \"99ms\"", "jobs.commit_wait"},

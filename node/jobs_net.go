@@ -94,6 +94,9 @@ func (c *JobsConfig) workerConfig(wc dist.WorkerConfig) dist.WorkerConfig {
 func (c *JobsConfig) managerConfig(mc dist.ManagerConfig) dist.ManagerConfig {
 	mc.AllowSelf = c.AllowSelf
 	mc.Retries = c.Retries
+	if c.Retries == 0 {
+		mc.Retries = dist.NoRetries
+	}
 	mc.CommitWait = c.CommitWait.Std()
 	mc.OfferTimeout = c.OfferTimeout.Std()
 	mc.FetchAllowance = c.FetchAllowance.Std()

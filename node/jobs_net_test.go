@@ -120,6 +120,11 @@ func TestJobsNetConfig(t *testing.T) {
 		t.Errorf("managerConfig = allow_self %v, retries %d, commit_wait %s, offer_timeout %s, fetch_allowance %s, reveal %s; want true, 9, 1.5s, 2s, 1m0s, 1s",
 			mc.AllowSelf, mc.Retries, mc.CommitWait, mc.OfferTimeout, mc.FetchAllowance, mc.RevealTimeout)
 	}
+	// retries = 0 means none, not the manager's default.
+	c.Retries = 0
+	if mc := c.managerConfig(dist.ManagerConfig{}); mc.Retries != dist.NoRetries {
+		t.Errorf("retries = 0 gives ManagerConfig.Retries %d, want dist.NoRetries", mc.Retries)
+	}
 }
 
 // TestJobsNetResultTimes runs a job submitted on a node without slots on

@@ -262,3 +262,13 @@ func TestSelfOnlyAsLastResort(t *testing.T) {
 		t.Fatalf("single replica ran on %s, want the other peer", st.Results[0].Worker)
 	}
 }
+
+func TestManagerConfigRetries(t *testing.T) {
+	for _, tt := range []struct{ in, want int }{{0, 3}, {NoRetries, 0}, {5, 5}} {
+		c := ManagerConfig{Retries: tt.in}
+		c.setDefaults()
+		if c.Retries != tt.want {
+			t.Errorf("Retries %d after defaults = %d, want %d", tt.in, c.Retries, tt.want)
+		}
+	}
+}

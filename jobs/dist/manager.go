@@ -72,7 +72,8 @@ type ManagerConfig struct {
 	// this node runs a replica only when no other peer can. Default false.
 	AllowSelf bool
 	// Retries is how many offers a job may make beyond one per replica
-	// (declines for lack of a free slot do not count). Default 3.
+	// (declines for lack of a free slot do not count). Default 3 (when
+	// 0); NoRetries for none.
 	Retries int
 	// FetchAllowance is added to a job's wall time to give the worker's
 	// run timeout: the time to fetch blocks and store results. Default 30s.
@@ -97,9 +98,16 @@ type ManagerConfig struct {
 	Registerer prometheus.Registerer
 }
 
+// NoRetries is the ManagerConfig.Retries of a manager that makes no
+// offer beyond one per replica.
+const NoRetries = -1
+
 func (c *ManagerConfig) setDefaults() {
-	if c.Retries == 0 {
+	switch {
+	case c.Retries == 0:
 		c.Retries = 3
+	case c.Retries < 0:
+		c.Retries = 0
 	}
 	if c.FetchAllowance == 0 {
 		c.FetchAllowance = 30 * time.Second
