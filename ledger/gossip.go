@@ -143,6 +143,10 @@ func (g *Gossip) PublishEvidence(ctx context.Context, ev *Evidence) error {
 	return nil
 }
 
+// HasPeers reports whether any peer is known to subscribe to the topic,
+// that is whether a message published now can reach anyone.
+func (g *Gossip) HasPeers() bool { return len(g.topic.ListPeers()) > 0 }
+
 // Next returns the next validated message from another peer (the node's
 // own messages are skipped). It blocks until one arrives, ctx ends or the
 // Gossip is closed.

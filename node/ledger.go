@@ -160,8 +160,12 @@ func (n *Node) ledgerAnnounce(a *ledgerArea) {
 	var last uint64
 	var lastAt time.Time
 	for {
+		// Not before a peer of the topic is known: the same checkpoint
+		// published again within the pubsub seen-TTL is the same message
+		// and would not go out, so a first one sent to nobody would keep
+		// peers waiting for ledgerAnnounceEvery.
 		size := a.log.Size()
-		if size > 0 && (size != last || time.Since(lastAt) >= ledgerAnnounceEvery) {
+		if size > 0 && (size != last || time.Since(lastAt) >= ledgerAnnounceEvery) && a.gossip.HasPeers() {
 			cp, err := a.log.Checkpoint()
 			if err == nil {
 				err = a.gossip.PublishCheckpoint(n.ctx, cp)

@@ -109,14 +109,23 @@ func PubSubOptions(network string) []pubsub.Option {
 // results announcement, a checkpoint, evidence), so a second signature by
 // whoever published it proved nothing the validators use and cost a
 // signature per message and a check per message on every node. Identical
-// data is one message, whoever relays it.
+// data is one message, whoever relays it, for SeenMessagesTTL: a node that
+// publishes the same bytes again later (a ledger checkpoint re-announced
+// every 30 s for peers that joined) is heard again.
 func MessagePolicy() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(contentMessageID),
+		pubsub.WithSeenMessagesTTL(SeenMessagesTTL),
 	}
 }
+
+// SeenMessagesTTL is how long a node remembers a message ID as seen: far
+// longer than a message takes to cross a network (gossip asks for missed
+// messages for a few heartbeats only), and shorter than the 30 s after
+// which a node re-announces an unchanged ledger checkpoint.
+const SeenMessagesTTL = 20 * time.Second
 
 // contentMessageID is the message ID of MessagePolicy.
 func contentMessageID(m *pb.Message) string {
