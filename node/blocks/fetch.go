@@ -250,6 +250,17 @@ func (op *fetchOp) get(c cid.Cid) (blockformat.Block, error) {
 	if isIdentity(c) {
 		return identityBlock(c)
 	}
+	// A block fetched by this op's session is usually stored before the
+	// reader gets to it; its bytes are still in memory, so the block file
+	// need not be read back.
+	op.mu.Lock()
+	sess := op.sess
+	op.mu.Unlock()
+	if sess != nil {
+		if data, ok := sess.take(c); ok {
+			return blockformat.NewBlockWithCid(data, c)
+		}
+	}
 	blk, err := op.s.bs.Get(op.ctx, c)
 	if err == nil {
 		return blk, nil
