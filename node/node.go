@@ -252,7 +252,8 @@ func (n *Node) DHT() *kaddht.IpfsDHT { return n.disc.DHT() }
 // Discovery returns the node's rendezvous discovery.
 func (n *Node) Discovery() *sdht.Discovery { return n.disc }
 
-// PubSub returns the node's gossipsub router (messages without author or gossipsub signature; see capacity.MessagePolicy).
+// PubSub returns the node's gossipsub router (messages carry no author and
+// no gossipsub signature; see capacity.MessagePolicy).
 func (n *Node) PubSub() *pubsub.PubSub { return n.ps }
 
 // Datastore returns the node's pebble datastore at REPO/datastore. Each
