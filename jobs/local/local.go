@@ -244,14 +244,14 @@ func (r *Runner) takeScratch() (string, error) {
 // hands out: outputs/ empty, stdout and stderr emptied, nothing else;
 // anything else is removed whole.
 func (r *Runner) returnScratch(dir string, reusable bool) {
-	if reusable && r.cleanScratch(dir) {
+	if reusable && cleanScratch(dir) {
 		r.mu.Lock()
-		if len(r.idle) < maxIdleScratch {
+		kept := len(r.idle) < maxIdleScratch
+		if kept {
 			r.idle = append(r.idle, dir)
-			dir = ""
 		}
 		r.mu.Unlock()
-		if dir == "" {
+		if kept {
 			return
 		}
 	}
@@ -260,7 +260,7 @@ func (r *Runner) returnScratch(dir string, reusable bool) {
 
 // cleanScratch empties the capture files of scratch dir and reports
 // whether the dir holds nothing else but an empty outputs/.
-func (r *Runner) cleanScratch(dir string) bool {
+func cleanScratch(dir string) bool {
 	des, err := os.ReadDir(dir)
 	if err != nil || len(des) > 3 {
 		return false
