@@ -89,9 +89,6 @@ func failed(f jobs.Failure, format string, args ...any) *Outcome {
 	return &Outcome{ExitCode: -1, Failure: f, Reason: reason}
 }
 
-// module returns the compiled module of t, from memory or by compiling it
-// (wazero consults the disk cache first). A module that is not WebAssembly,
-// does not compile or imports what the sandbox lacks yields an outcome.
 // A compiledModule is a module ready to instantiate: compiled without its
 // data section where splitData could take it out, with the image that
 // replaces it.
@@ -100,6 +97,9 @@ type compiledModule struct {
 	data *dataImage // nil: the module kept its data section
 }
 
+// module returns the compiled module of t, from memory or by compiling it
+// (wazero consults the disk cache first). A module that is not WebAssembly,
+// does not compile or imports what the sandbox lacks yields an outcome.
 func (e *executor) module(ctx context.Context, t *Task) (*compiledModule, bool, *Outcome) {
 	if m := e.modules.get(t.ModuleCID); m != nil {
 		return m, false, nil
