@@ -70,11 +70,11 @@ func splitData(code []byte) (stripped []byte, img *dataImage, ok bool) {
 		case wasmSectionDataCount:
 			return nil, nil, false
 		case wasmSectionMemory:
-			min, err := parseMemory(s.body)
+			pages, err := parseMemory(s.body)
 			if err != nil {
 				return nil, nil, false
 			}
-			memMin, haveMem = min, true
+			memMin, haveMem = pages, true
 		case wasmSectionData:
 			if data != nil {
 				return nil, nil, false
@@ -110,11 +110,11 @@ func parseMemory(b []byte) (uint64, error) {
 	if flags > 1 { // shared or 64-bit memories keep their data section
 		return 0, errNotPlain
 	}
-	min, m := uleb32(b[n+1:])
-	if m <= 0 || min > 65536 {
+	pages, m := uleb32(b[n+1:])
+	if m <= 0 || pages > 65536 {
 		return 0, errNotPlain
 	}
-	return min, nil
+	return pages, nil
 }
 
 // buildImage lays the segments of data section body b out as one image,
