@@ -147,9 +147,10 @@ func (g *Gossip) PublishEvidence(ctx context.Context, ev *Evidence) error {
 // that is whether a message published now can reach anyone.
 func (g *Gossip) HasPeers() bool { return len(g.topic.ListPeers()) > 0 }
 
-// Next returns the next validated message from another peer (the node's
-// own messages are skipped). It blocks until one arrives, ctx ends or the
-// Gossip is closed.
+// Next returns the next validated message. The node's own messages come
+// back too (the caller skips its own checkpoints by their origin); only
+// in-process publications (pubsub.WithLocalPublication) are skipped. It
+// blocks until one arrives, ctx ends or the Gossip is closed.
 func (g *Gossip) Next(ctx context.Context) (*GossipMessage, error) {
 	for {
 		msg, err := g.sub.Next(ctx)
