@@ -120,21 +120,10 @@ func readBounded(path string, max int) ([]byte, error) {
 }
 
 // replaceFile writes data to path via a temporary file and a rename: a
-// reader sees the old or the new content, never a mix, but a crash may
-// bring the old one back.
-func replaceFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("ledger: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("ledger: rename %s: %w", tmp, err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to path via a synced temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
+// reader sees the old or the new content, never a mix. With durable set
+// the file and the directory are synced, so the new content survives a
+// crash; without, a crash may bring the old one back.
+func replaceFile(path string, data []byte, durable bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -144,15 +133,20 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("ledger: write %s: %w", tmp, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("ledger: sync %s: %w", tmp, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("ledger: sync %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("ledger: close %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("ledger: rename %s: %w", tmp, err)
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }
@@ -209,7 +203,7 @@ func (w *Witness) AddEvidence(ev *Evidence) (bool, error) {
 		w.mu.Unlock()
 		return false, nil
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, "evidence", c.String()), ev.Encoded()); err != nil {
+	if err := replaceFile(filepath.Join(w.dir, "evidence", c.String()), ev.Encoded(), true); err != nil {
 		w.mu.Unlock()
 		return false, err
 	}
@@ -234,12 +228,7 @@ func (w *Witness) setLatest(id peer.ID, cp *Checkpoint, replicated bool) error {
 	if old := w.latest[id]; old != nil && old.Size >= cp.Size {
 		return nil
 	}
-	path := filepath.Join(w.dir, "checkpoints", id.String())
-	write := writeFileAtomic
-	if replicated {
-		write = replaceFile
-	}
-	if err := write(path, cp.Note); err != nil {
+	if err := replaceFile(filepath.Join(w.dir, "checkpoints", id.String()), cp.Note, !replicated); err != nil {
 		return err
 	}
 	w.latest[id] = cp
