@@ -51,11 +51,11 @@ func (c *BlocksConfig) Validate() error {
 }
 
 // BlocksDirName is the directory of the repo that holds payload blocks of
-// 32 KiB and more, one file per block.
+// 32 KiB and more, in pack files.
 const BlocksDirName = "blocks"
 
 // startBlocks starts the payload service: the blockstore in the datastore
-// namespace /payloads and the repo directory blocks/ (large blocks), bitswap and the DAG stream protocol on the host, and
+// namespace /payloads and the repo directory blocks/ (large blocks, in packs), bitswap and the DAG stream protocol on the host, and
 // providing through the DHT. (Not /blocks: boxo's blockstore adds its own
 // /blocks prefix, and go-datastore's nested namespaces fail to list keys
 // under two equal adjacent prefixes such as /blocks/blocks.)

@@ -62,7 +62,7 @@ func (s *Service) handleDAGStream(st network.Stream) {
 	stack := []cid.Cid{root}
 	seen := make(map[cid.Cid]struct{})
 	hdr := make([]byte, 0, 2*maxCIDLen)
-	var buf []byte // block files are read into it, one after another
+	var buf []byte // blocks in packs are read into it, one after another
 	for len(stack) > 0 {
 		c := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -106,11 +106,11 @@ func (s *Service) handleDAGStream(st network.Stream) {
 	}
 }
 
-// blockData returns the bytes of block c, reading a block file into buf
-// (see fileBlockstore.readInto); other blocks come from the blockstore.
+// blockData returns the bytes of block c, reading a block in a pack into buf
+// (see packStore.readInto); other blocks come from the blockstore.
 func (s *Service) blockData(ctx context.Context, c cid.Cid, buf *[]byte) ([]byte, error) {
-	if s.files != nil {
-		return s.files.readInto(ctx, c, buf)
+	if s.packs != nil {
+		return s.packs.readInto(ctx, c, buf)
 	}
 	blk, err := s.bs.Get(ctx, c)
 	if err != nil {

@@ -8,10 +8,11 @@
 //
 // Blocks live in the datastore given to [New] under the key prefix /blocks
 // (keyed by multihash, as boxo's blockstore does) and pins under /pins.
-// With [WithBlockDir], blocks of 32 KiB and more live instead as files, one
-// per block, written under a temporary name, synced and renamed, so that
-// payload bytes are written once rather than through the datastore's log,
-// memtable and tables.
+// With [WithBlockDir], blocks of 32 KiB and more are instead appended to
+// pack files in that directory and indexed in the datastore (/packidx) once
+// the pack is synced, so that payload bytes are written once, in sequence,
+// rather than through the datastore's log, memtable and tables or into a
+// file of their own. GC compacts packs that are mostly dead.
 //
 // # Fetching
 //

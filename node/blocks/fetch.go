@@ -251,8 +251,8 @@ func (op *fetchOp) get(c cid.Cid) (blockformat.Block, error) {
 		return identityBlock(c)
 	}
 	// A block fetched by this op's session is usually stored before the
-	// reader gets to it; its bytes are still in memory, so the block file
-	// need not be read back.
+	// reader gets to it; its bytes are still in memory, so the block
+	// need not be read back from its pack.
 	op.mu.Lock()
 	sess := op.sess
 	op.mu.Unlock()

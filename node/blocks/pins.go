@@ -154,6 +154,15 @@ func (s *Service) GC(ctx context.Context) (removed int, freed uint64, err error)
 	if err := ctx.Err(); err != nil {
 		return removed, freed, fmt.Errorf("blocks: GC interrupted: %w", err)
 	}
+	if s.packs != nil {
+		// The removed blocks' bytes are dead space in their packs until
+		// the packs are compacted.
+		reclaimed, err := s.packs.Compact(ctx)
+		if err != nil {
+			return removed, freed, fmt.Errorf("blocks: GC compacting packs: %w", err)
+		}
+		s.log.Debug("packs compacted", "reclaimed", reclaimed)
+	}
 	s.log.Info("garbage collection done", "removed", removed, "freed", freed)
 	return removed, freed, nil
 }
@@ -194,7 +203,7 @@ type Stat struct {
 	Bytes  uint64 `json:"bytes"`  // sum of block sizes
 	Pins   int    `json:"pins"`   // pinned roots
 	// DiskUsage is the datastore's size on disk in bytes (all of the
-	// node's data, not only blocks) plus the bytes of the block files,
+	// node's data, not only blocks) plus the bytes of the pack files,
 	// or 0 if the datastore cannot tell.
 	DiskUsage uint64 `json:"disk_usage"`
 	// SizeCap is the configured cap above which garbage collection runs
@@ -217,12 +226,12 @@ func (s *Service) Stat(ctx context.Context) (Stat, error) {
 		st.Blocks++
 		st.Bytes += uint64(max(e.Size, 0))
 	}
-	var fileBytes uint64
-	if s.files != nil {
-		n, b := s.files.fileStat()
+	var packBytes uint64
+	if s.packs != nil {
+		n, b, disk := s.packs.stat()
 		st.Blocks += n
 		st.Bytes += b
-		fileBytes = b
+		packBytes = disk
 	}
 	pins, err := s.Pins(ctx)
 	if err != nil {
@@ -231,7 +240,7 @@ func (s *Service) Stat(ctx context.Context) (Stat, error) {
 	st.Pins = len(pins)
 	if pd, ok := s.ds.(datastore.PersistentDatastore); ok {
 		if du, err := pd.DiskUsage(ctx); err == nil {
-			st.DiskUsage = du + fileBytes
+			st.DiskUsage = du + packBytes
 		}
 	}
 	return st, nil
