@@ -107,7 +107,7 @@ type Gossip struct {
 // topic and subscribes to it. Close undoes all three.
 func JoinGossip(ps *pubsub.PubSub, network string) (*Gossip, error) {
 	name := GossipTopic(network)
-	if err := ps.RegisterTopicValidator(name, GossipValidator(network)); err != nil {
+	if err := ps.RegisterTopicValidator(name, GossipValidator(network), pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("ledger: register validator for %s: %w", name, err)
 	}
 	t, err := ps.Join(name)

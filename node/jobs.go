@@ -476,7 +476,18 @@ func (n *Node) registerJobsRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/jobs/payloads", s.handleUpload)
 }
 
+// handleSubmit submits a job and answers 202 with its state at once, or
+// with ?wait=D once it has ended (200) or D (at most 60 s) has passed
+// (202): one request for callers that want the outcome.
 func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if q := r.URL.Query().Get("wait"); q != "" {
+		var err error
+		if wait, err = time.ParseDuration(q); err != nil || wait < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("wait=%q is not a duration such as 30s", q))
+			return
+		}
+	}
 	var req client.JobRequest
 	if !readJSON(w, r, &req) {
 		return
@@ -486,7 +497,19 @@ func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, s.snapshot(rec))
+	if wait == 0 {
+		writeJSON(w, http.StatusAccepted, s.snapshot(rec))
+		return
+	}
+	info, ok := s.wait(r.Context(), rec, 0, true, wait)
+	if !ok {
+		return
+	}
+	code := http.StatusAccepted
+	if st, _ := jobs.ParseState(info.State); st.Terminal() {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, info)
 }
 
 func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
@@ -533,6 +556,15 @@ func (s *jobService) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("until=%q: want \"change\" (the default) or \"end\"", u))
 		return
 	}
+	if info, ok := s.wait(r.Context(), rec, after, untilEnd, wait); ok {
+		writeJSON(w, http.StatusOK, info)
+	}
+}
+
+// wait returns rec's state once its version passes after (with untilEnd,
+// once it has ended), or when wait (at most a minute) has passed; ok is
+// false if ctx ended first.
+func (s *jobService) wait(ctx context.Context, rec *jobRecord, after int64, untilEnd bool, wait time.Duration) (info client.JobInfo, ok bool) {
 	timer := time.NewTimer(min(wait, time.Minute))
 	defer timer.Stop()
 	for {
@@ -541,16 +573,14 @@ func (s *jobService) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		st, _ := jobs.ParseState(info.State)
 		if st.Terminal() || info.Version > after && !untilEnd {
-			writeJSON(w, http.StatusOK, info)
-			return
+			return info, true
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			writeJSON(w, http.StatusOK, info)
-			return
-		case <-r.Context().Done():
-			return
+			return info, true
+		case <-ctx.Done():
+			return info, false
 		}
 	}
 }

@@ -117,8 +117,19 @@ func TestJobRunLocal(t *testing.T) {
 	if err := c.Do(ctx, "GET", "/v1/jobs/"+jb.Job+"?after=0&wait=1s&until=soon", nil, &ignored); err == nil || !strings.Contains(err.Error(), "until") {
 		t.Fatalf("until=soon: %v, want an error naming until", err)
 	}
+	// Submitted with ?wait, the answer is the ended job.
+	jw, err := c.SubmitJobWait(ctx, client.JobRequest{Module: mod, Args: []string{"wait"}, TimeoutMS: 60_000}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jw.State != "done" || jw.Stdout == "" {
+		t.Fatalf("SubmitJobWait = %+v, want a done job with stdout", jw)
+	}
+	if err := c.Do(ctx, "POST", "/v1/jobs?wait=soon", client.JobRequest{Module: mod}, &ignored); err == nil || !strings.Contains(err.Error(), "wait") {
+		t.Fatalf("POST /v1/jobs?wait=soon: %v, want an error naming wait", err)
+	}
 	list, err := c.Jobs(ctx)
-	if err != nil || len(list) != 2 {
+	if err != nil || len(list) != 3 {
 		t.Fatalf("Jobs = %d jobs, %v", len(list), err)
 	}
 	if _, err := c.SubmitJob(ctx, client.JobRequest{Module: "not-a-cid"}); err == nil {

@@ -341,6 +341,10 @@ func (n *Node) startPubSub(context.Context) error {
 		// A verdict or a checkpoint published before the topic's mesh has
 		// formed still reaches every subscribed peer.
 		pubsub.WithFloodPublish(true),
+		// The topic validators run inline on pubsub's validation workers
+		// (no goroutine, and no fresh stack to grow, per message); a deeper
+		// queue absorbs bursts of announcements instead of dropping them.
+		pubsub.WithValidateQueueSize(1024),
 		pubsub.WithPeerScore(n.pubSubScoreParams(), capacity.PeerScoreThresholds()),
 	)
 	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)

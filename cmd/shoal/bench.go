@@ -299,8 +299,8 @@ func (b *bencher) moduleCIDs(ctx context.Context) ([]string, error) {
 func (b *bencher) job(ctx context.Context, i int, module string, replicas int) (time.Duration, error) {
 	c := b.clients[i%len(b.clients)]
 	start := time.Now()
-	j, err := c.SubmitJob(ctx, client.JobRequest{Module: module, Args: []string{"bench"},
-		Replicas: replicas, Quorum: replicas/2 + 1, TimeoutMS: 10_000})
+	j, err := c.SubmitJobWait(ctx, client.JobRequest{Module: module, Args: []string{"bench"},
+		Replicas: replicas, Quorum: replicas/2 + 1, TimeoutMS: 10_000}, 30*time.Second)
 	if err != nil {
 		return 0, fmt.Errorf("bench: submit on node%d: %w", i%len(b.clients), err)
 	}

@@ -115,7 +115,7 @@ func New(ctx context.Context, ps *pubsub.PubSub, h host.Host, key crypto.PrivKey
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	name := Topic(network)
-	if err := ps.RegisterTopicValidator(name, s.validate); err != nil {
+	if err := ps.RegisterTopicValidator(name, s.validate, pubsub.WithValidatorInline(true)); err != nil {
 		m.unregister()
 		return nil, fmt.Errorf("capacity: register validator for topic %s: %w", name, err)
 	}

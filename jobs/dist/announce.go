@@ -184,7 +184,7 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 	}
 	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger, retention: retention}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if err := ps.RegisterTopicValidator(g.name, g.validate); err != nil {
+	if err := ps.RegisterTopicValidator(g.name, g.validate, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("dist: register validator for topic %s: %w", g.name, err)
 	}
 	if g.topic, err = ps.Join(g.name); err != nil {

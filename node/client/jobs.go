@@ -82,6 +82,15 @@ func (c *Client) SubmitJob(ctx context.Context, req JobRequest) (JobInfo, error)
 	return v, err
 }
 
+// SubmitJobWait submits a job and returns it once it has ended, or as it
+// is when wait passes first (the daemon bounds a wait to a minute): one
+// request instead of SubmitJob and WaitJobEnd.
+func (c *Client) SubmitJobWait(ctx context.Context, req JobRequest, wait time.Duration) (JobInfo, error) {
+	var v JobInfo
+	err := c.Do(ctx, "POST", "/v1/jobs?"+url.Values{"wait": {wait.String()}}.Encode(), req, &v)
+	return v, err
+}
+
 // Job returns the job's current state.
 func (c *Client) Job(ctx context.Context, id string) (JobInfo, error) {
 	var v JobInfo
