@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -75,22 +77,30 @@ type Opened struct {
 // that its signature verifies for domain, and returns the signer and the
 // payload. A bad signature wraps ErrBadSignature.
 func Open(data []byte, domain Domain, payloadType string) (*Opened, error) {
+	op, _, err := OpenOneOf(data, domain, payloadType)
+	return op, err
+}
+
+// OpenOneOf is Open for an envelope that may carry any of payloadTypes;
+// it also returns the one it carries.
+func OpenOneOf(data []byte, domain Domain, payloadTypes ...string) (*Opened, string, error) {
 	env, err := record.UnmarshalEnvelope(data)
 	if err != nil {
-		return nil, fmt.Errorf("crypto: %s envelope does not decode: %w", domain, err)
+		return nil, "", fmt.Errorf("crypto: %s envelope does not decode: %w", domain, err)
 	}
-	if string(env.PayloadType) != payloadType {
-		return nil, fmt.Errorf("crypto: %s envelope has payload type %q, want %q", domain, env.PayloadType, payloadType)
+	typ := string(env.PayloadType)
+	if !slices.Contains(payloadTypes, typ) {
+		return nil, "", fmt.Errorf("crypto: %s envelope has payload type %q, want %q", domain, typ, strings.Join(payloadTypes, `" or "`))
 	}
-	rec := &rawRecord{domain: domain, payloadType: []byte(payloadType)}
+	rec := &rawRecord{domain: domain, payloadType: env.PayloadType}
 	if _, err := record.ConsumeTypedEnvelope(data, rec); err != nil {
-		return nil, fmt.Errorf("crypto: %s envelope: %w: %v", domain, ErrBadSignature, err)
+		return nil, "", fmt.Errorf("crypto: %s envelope: %w: %v", domain, ErrBadSignature, err)
 	}
 	id, err := peer.IDFromPublicKey(env.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("crypto: %s envelope signer: %w", domain, err)
+		return nil, "", fmt.Errorf("crypto: %s envelope signer: %w", domain, err)
 	}
-	return &Opened{Signer: id, PubKey: env.PublicKey, Payload: rec.payload}, nil
+	return &Opened{Signer: id, PubKey: env.PublicKey, Payload: rec.payload}, typ, nil
 }
 
 // SignedBytes returns the exact bytes a detached signature covers for domain

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -31,6 +32,25 @@ type Announced struct {
 // SealAnnouncement returns the signed announcement of a finished job.
 // key must be the job's submitter's.
 func SealAnnouncement(key crypto.PrivKey, spec *jobs.SignedSpec, st Status) ([]byte, error) {
+	body, err := announcementBody(spec, st)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType, body)
+}
+
+// SealAnnouncements returns one signed envelope over a batch of
+// announcement bodies (from announcementBody) of jobs key's node submitted.
+func SealAnnouncements(key crypto.PrivKey, bodies [][]byte) ([]byte, error) {
+	body, err := proto.MarshalAnnouncements(bodies)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementsPayloadType, body)
+}
+
+// announcementBody returns the unsigned announcement of a finished job.
+func announcementBody(spec *jobs.SignedSpec, st Status) ([]byte, error) {
 	specBytes, err := spec.Encode()
 	if err != nil {
 		return nil, err
@@ -43,19 +63,15 @@ func SealAnnouncement(key crypto.PrivKey, spec *jobs.SignedSpec, st Status) ([]b
 		}
 		a.Results = append(a.Results, r.Signed)
 	}
-	body, err := proto.MarshalAnnouncement(a)
-	if err != nil {
-		return nil, err
-	}
-	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType, body)
+	return proto.MarshalAnnouncement(a)
 }
 
-// OpenAnnouncement checks a signed announcement: the envelope's signature,
-// the body's encoding, that the signer is the job's submitter, every
-// result's signature and job, and that the announced verdict is the one the
-// results give.
+// OpenAnnouncement checks a signed announcement of one job: the
+// envelope's signature, the body's encoding, that the signer is the job's
+// submitter, every result's signature and job, and that the announced
+// verdict is the one the results give. A batch of one is accepted too.
 func OpenAnnouncement(data []byte) (*Announced, error) {
-	return openAnnouncement(data, true)
+	return openOne(data, true)
 }
 
 // CheckAnnouncement is OpenAnnouncement without checking the signatures of
@@ -68,22 +84,103 @@ func OpenAnnouncement(data []byte) (*Announced, error) {
 // read fail. A submitter that signs an announcement with forged results
 // inside is named by its own signature.
 func CheckAnnouncement(data []byte) (*Announced, error) {
-	return openAnnouncement(data, false)
+	return openOne(data, false)
 }
 
-func openAnnouncement(data []byte, embedded bool) (*Announced, error) {
+// OpenAnnouncements is OpenAnnouncement for an envelope that carries one
+// announcement or a batch: every announcement in it is checked in full.
+func OpenAnnouncements(data []byte) ([]*Announced, error) {
+	return openAll(data, true)
+}
+
+// CheckAnnouncements is CheckAnnouncement for an envelope that carries one
+// announcement or a batch: one signature check for all of them.
+func CheckAnnouncements(data []byte) ([]*Announced, error) {
+	return openAll(data, false)
+}
+
+func openOne(data []byte, embedded bool) (*Announced, error) {
+	all, err := openAll(data, embedded)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) != 1 {
+		return nil, fmt.Errorf("dist: envelope holds %d announcements, want one", len(all))
+	}
+	return all[0], nil
+}
+
+// openEnvelope checks the envelope's signature and returns its signer and
+// the announcement bodies it carries (one, or a batch).
+func openEnvelope(data []byte) (peer.ID, [][]byte, error) {
+	if len(data) > proto.MaxBatchSize+1024 {
+		return "", nil, fmt.Errorf("dist: announcement of %d bytes is oversize", len(data))
+	}
+	op, typ, err := crypto.OpenOneOf(data, crypto.DomainJobAnnouncement, proto.AnnouncementsPayloadType, proto.AnnouncementPayloadType)
+	if err != nil {
+		return "", nil, fmt.Errorf("dist: announcement: %w", err)
+	}
+	if typ == proto.AnnouncementPayloadType {
+		if len(op.Payload) > proto.MaxAnnouncementSize {
+			return "", nil, fmt.Errorf("dist: announcement of %d bytes is oversize", len(op.Payload))
+		}
+		return op.Signer, [][]byte{op.Payload}, nil
+	}
+	bodies, err := proto.UnmarshalAnnouncements(op.Payload)
+	if err != nil {
+		return "", nil, fmt.Errorf("dist: announcement: %w", err)
+	}
+	return op.Signer, bodies, nil
+}
+
+func openAll(data []byte, embedded bool) ([]*Announced, error) {
+	signer, bodies, err := openEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Announced, 0, len(bodies))
+	for _, body := range bodies {
+		a, err := checkBody(body, signer, embedded)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// openAnnouncementOf returns the announcement of job id in data (one or a
+// batch), checked in full; the batch's other announcements are only
+// decoded as far as their job IDs.
+func openAnnouncementOf(data []byte, id cid.Cid) (*Announced, error) {
+	signer, bodies, err := openEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	for _, body := range bodies {
+		a, err := proto.UnmarshalAnnouncement(body)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := jobs.DecodeSignedSpecUnverified(a.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("dist: announcement: %w", err)
+		}
+		if spec.ID == id {
+			return checkBody(body, signer, true)
+		}
+	}
+	return nil, fmt.Errorf("dist: the stored announcement does not hold job %s", id)
+}
+
+// checkBody checks one announcement body signed (in its envelope) by
+// signer; with embedded, the signatures of the spec and results too.
+func checkBody(body []byte, signer peer.ID, embedded bool) (*Announced, error) {
 	decodeSpec, decodeResult := jobs.DecodeSignedSpec, jobs.DecodeSignedResult
 	if !embedded {
 		decodeSpec, decodeResult = jobs.DecodeSignedSpecUnverified, jobs.DecodeSignedResultUnverified
 	}
-	if len(data) > proto.MaxAnnouncementSize+1024 {
-		return nil, fmt.Errorf("dist: announcement of %d bytes is oversize", len(data))
-	}
-	op, err := crypto.Open(data, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType)
-	if err != nil {
-		return nil, fmt.Errorf("dist: announcement: %w", err)
-	}
-	a, err := proto.UnmarshalAnnouncement(op.Payload)
+	a, err := proto.UnmarshalAnnouncement(body)
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +188,8 @@ func openAnnouncement(data []byte, embedded bool) (*Announced, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dist: announcement: %w", err)
 	}
-	if spec.Envelope.Submitter != op.Signer {
-		return nil, fmt.Errorf("dist: announcement of job %s signed by %s, not by its submitter %s", spec.ID, op.Signer, spec.Envelope.Submitter)
+	if spec.Envelope.Submitter != signer {
+		return nil, fmt.Errorf("dist: announcement of job %s signed by %s, not by its submitter %s", spec.ID, signer, spec.Envelope.Submitter)
 	}
 	out := &Announced{Spec: spec, Reason: a.Reason, Finished: a.Finished}
 	var votes []quorum.Result
@@ -148,6 +245,12 @@ type Gossip struct {
 	log   *slog.Logger
 
 	retention time.Duration
+	window    time.Duration
+
+	mu      sync.Mutex
+	pending [][]byte      // announcement bodies not yet published; guarded by mu
+	wake    chan struct{} // signalled when pending was empty and is not
+	room    chan struct{} // closed and replaced when pending is taken; guarded by mu
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -182,7 +285,8 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 	if err != nil {
 		return nil, err
 	}
-	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger, retention: retention}
+	g := &Gossip{key: key, self: self, ps: ps, name: proto.ResultsTopic(network), st: &store{ds: ds}, log: logger, retention: retention,
+		window: AnnounceWindow, wake: make(chan struct{}, 1), room: make(chan struct{})}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := ps.RegisterTopicValidator(g.name, g.validate, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("dist: register validator for topic %s: %w", g.name, err)
@@ -196,10 +300,100 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 		ps.UnregisterTopicValidator(g.name)
 		return nil, fmt.Errorf("dist: subscribe to topic %s: %w", g.name, err)
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.readLoop()
 	go g.pruneLoop()
+	go g.publishLoop()
 	return g, nil
+}
+
+// AnnounceWindow is how long a node gathers the verdicts of its jobs
+// before it publishes them, signed once, in one announcement: the first
+// verdict waits at most this long, and under load many share a signature
+// and a message.
+const AnnounceWindow = 50 * time.Millisecond
+
+// maxPendingAnnouncements bounds the verdicts waiting to be published;
+// Announce waits beyond it.
+const maxPendingAnnouncements = 4 * proto.MaxBatchAnnouncements
+
+// publishLoop publishes the pending announcements in batches: it waits
+// for a first one, then AnnounceWindow (or until a batch is full), and
+// publishes what it has. On Close it publishes what is left.
+func (g *Gossip) publishLoop() {
+	defer g.wg.Done()
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-g.wake:
+		case <-g.ctx.Done():
+			g.flush()
+			return
+		}
+		timer.Reset(g.window)
+	gather:
+		for {
+			g.mu.Lock()
+			full := len(g.pending) >= proto.MaxBatchAnnouncements
+			g.mu.Unlock()
+			if full {
+				break
+			}
+			select {
+			case <-timer.C:
+				break gather
+			case <-g.wake:
+			case <-g.ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		g.flush()
+	}
+}
+
+// flush publishes every pending announcement, in batches that fit a
+// message (also while the Gossip closes: the verdicts are not dropped).
+func (g *Gossip) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.mu.Lock()
+	pending := g.pending
+	g.pending = nil
+	close(g.room)
+	g.room = make(chan struct{})
+	g.mu.Unlock()
+	for len(pending) > 0 {
+		n, size := 0, 16
+		for n < len(pending) && n < proto.MaxBatchAnnouncements && size+len(pending[n])+8 <= proto.MaxBatchSize {
+			size += len(pending[n]) + 8
+			n++
+		}
+		if err := g.publish(ctx, pending[:n]); err != nil {
+			g.log.Warn("could not announce job verdicts", "count", n, "err", err)
+		}
+		pending = pending[n:]
+	}
+}
+
+// publish seals bodies in one envelope, stores it and publishes it.
+func (g *Gossip) publish(ctx context.Context, bodies [][]byte) error {
+	b, err := SealAnnouncements(g.key, bodies)
+	if err != nil {
+		return err
+	}
+	all, err := CheckAnnouncements(b)
+	if err != nil {
+		return err
+	}
+	if err := g.st.putAnnouncedBatch(ctx, b, all); err != nil {
+		return fmt.Errorf("dist: store announcements: %w", err)
+	}
+	if err := g.topic.Publish(ctx, b); err != nil {
+		return fmt.Errorf("dist: publish %d verdicts on %s: %w", len(bodies), g.name, err)
+	}
+	return nil
 }
 
 // pruneLoop deletes announcements past retention, at start and every
@@ -247,36 +441,54 @@ func (g *Gossip) Close() error {
 	return nil
 }
 
-// Announce stores the verdict of a job this node submitted as seen and
-// publishes it.
+// Announce queues the verdict of a job this node submitted; it is stored
+// and published with the others that end within AnnounceWindow. It waits
+// only when many verdicts are already waiting.
 func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status) error {
 	if st.Verdict == "" {
 		return errors.New("dist: announce: the job has no verdict")
 	}
-	b, err := SealAnnouncement(g.key, spec, st)
+	body, err := announcementBody(spec, st)
 	if err != nil {
 		return err
 	}
-	if err := g.st.putAnnounced(ctx, spec.ID, b); err != nil {
-		return fmt.Errorf("dist: store the announcement of job %s: %w", spec.ID, err)
+	for {
+		g.mu.Lock()
+		if len(g.pending) < maxPendingAnnouncements {
+			g.pending = append(g.pending, body)
+			n := len(g.pending)
+			g.mu.Unlock()
+			if n == 1 || n >= proto.MaxBatchAnnouncements {
+				select {
+				case g.wake <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
+		room := g.room
+		g.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("dist: announce verdict of job %s: %w", spec.ID, ctx.Err())
+		case <-g.ctx.Done():
+			return fmt.Errorf("dist: announce verdict of job %s: %w", spec.ID, ErrClosed)
+		}
 	}
-	if err := g.topic.Publish(ctx, b); err != nil {
-		return fmt.Errorf("dist: publish verdict of job %s on %s: %w", spec.ID, g.name, err)
-	}
-	return nil
 }
 
 func (g *Gossip) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == g.self {
-		// This node's own announcement, sealed and stored by Announce.
+		// This node's own announcement, sealed and stored by publish.
 		return pubsub.ValidationAccept
 	}
-	a, err := CheckAnnouncement(msg.Data)
+	all, err := CheckAnnouncements(msg.Data)
 	if err != nil {
 		g.log.Debug("rejected results announcement", "from", from, "err", err)
 		return pubsub.ValidationReject
 	}
-	msg.ValidatorData = a
+	msg.ValidatorData = all
 	return pubsub.ValidationAccept
 }
 
@@ -287,12 +499,12 @@ func (g *Gossip) readLoop() {
 		if err != nil {
 			return
 		}
-		a, ok := msg.ValidatorData.(*Announced)
+		all, ok := msg.ValidatorData.([]*Announced)
 		if !ok {
 			continue
 		}
-		if err := g.st.putAnnounced(g.ctx, a.Spec.ID, msg.Data); err != nil {
-			g.log.Warn("could not store a results announcement", "job", a.Spec.ID, "err", err)
+		if err := g.st.putAnnouncedBatch(g.ctx, msg.Data, all); err != nil {
+			g.log.Warn("could not store a results announcement", "jobs", len(all), "err", err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -21,8 +22,14 @@ import (
 // over results from the given worker keys (cheaters get a wrong stdout).
 func finishedStatus(t testing.TB, key crypto.PrivKey, workers []crypto.PrivKey, cheat map[int]bool, q int) (*jobs.SignedSpec, Status) {
 	t.Helper()
+	return finishedStatusN(t, 0, key, workers, cheat, q)
+}
+
+// finishedStatusN is finishedStatus for the n-th of distinct jobs.
+func finishedStatusN(t testing.TB, n int, key crypto.PrivKey, workers []crypto.PrivKey, cheat map[int]bool, q int) (*jobs.SignedSpec, Status) {
+	t.Helper()
 	self, _ := crypto.PeerID(key)
-	env, err := jobs.NewEnvelope(self, jobs.Computation{Module: testCID("module")}, bytes.NewReader(make([]byte, 16)), time.UnixMilli(1_700_000_000_000))
+	env, err := jobs.NewEnvelope(self, jobs.Computation{Module: testCID("module")}, bytes.NewReader(make([]byte, 16)), time.UnixMilli(1_700_000_000_000+int64(n)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +158,110 @@ func TestAnnouncementEmbeddedSignaturesCheckedOnRead(t *testing.T) {
 	}
 }
 
+// sealedBatch returns n distinct finished jobs of key and one envelope
+// announcing them all.
+func sealedBatch(t testing.TB, key crypto.PrivKey, n int) ([]*jobs.SignedSpec, []byte) {
+	t.Helper()
+	var specs []*jobs.SignedSpec
+	var bodies [][]byte
+	for i := range n {
+		spec, st := finishedStatusN(t, i, key, []crypto.PrivKey{testKey(t, 2), testKey(t, 3)}, nil, 2)
+		body, err := announcementBody(spec, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs, bodies = append(specs, spec), append(bodies, body)
+	}
+	b, err := SealAnnouncements(key, bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return specs, b
+}
+
+func TestAnnouncementBatch(t *testing.T) {
+	key := testKey(t, 1)
+	specs, b := sealedBatch(t, key, 3)
+	for name, open := range map[string]func([]byte) ([]*Announced, error){"Open": OpenAnnouncements, "Check": CheckAnnouncements} {
+		all, err := open(b)
+		if err != nil || len(all) != 3 {
+			t.Fatalf("%sAnnouncements(batch of 3) = %d, %v", name, len(all), err)
+		}
+		for i, a := range all {
+			if a.Spec.ID != specs[i].ID || a.Verdict.Kind != quorum.Verified {
+				t.Errorf("%sAnnouncements: announcement %d is job %s, %s; want %s, verified", name, i, a.Spec.ID, a.Verdict.Kind, specs[i].ID)
+			}
+		}
+	}
+	a, err := openAnnouncementOf(b, specs[1].ID)
+	if err != nil || a.Spec.ID != specs[1].ID {
+		t.Fatalf("openAnnouncementOf(job 1) = %v", err)
+	}
+	if _, err := openAnnouncementOf(b, testCID("not in the batch")); err == nil {
+		t.Error("openAnnouncementOf(a job not in the batch) succeeded")
+	}
+	if _, err := OpenAnnouncement(b); err == nil {
+		t.Error("OpenAnnouncement(batch of 3) succeeded; it opens one announcement")
+	}
+	for i := 0; i < len(b); i += 7 {
+		c := bytes.Clone(b)
+		c[i] ^= 0x10
+		if _, err := CheckAnnouncements(c); err == nil {
+			t.Errorf("CheckAnnouncements(byte %d flipped) succeeded", i)
+		}
+	}
+	// A batch may only announce jobs its signer submitted.
+	other, ost := finishedStatusN(t, 9, testKey(t, 5), []crypto.PrivKey{testKey(t, 2)}, nil, 1)
+	body, err := announcementBody(other, ost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mine := finishedStatusN(t, 0, key, []crypto.PrivKey{testKey(t, 2)}, nil, 1)
+	mineBody, err := announcementBody(specs[0], mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := SealAnnouncements(key, [][]byte{mineBody, body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckAnnouncements(bad); err == nil {
+		t.Error("CheckAnnouncements(a batch with another submitter's job) succeeded")
+	}
+}
+
+// TestAnnounceFlushedOnClose: verdicts queued by Announce are published
+// and stored even when the Gossip closes before the window is over.
+func TestAnnounceFlushedOnClose(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 1, clusterOpts{})
+	ps, err := pubsub.NewGossipSub(ctx, c.nodes[0].h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := dssync.MutexWrap(datastore.NewMapDatastore())
+	g, err := NewGossip(ps, "testnet", c.nodes[0].key, ds, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.window = time.Hour
+	var ids []cid.Cid
+	for i := range 3 {
+		spec, st := finishedStatusN(t, i, c.nodes[0].key, []crypto.PrivKey{testKey(t, 2)}, nil, 1)
+		if err := g.Announce(ctx, spec, st); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, spec.ID)
+	}
+	g.Close()
+	st := &store{ds: ds}
+	for _, id := range ids {
+		if a, err := st.openAnnounced(ctx, id); err != nil || a.Spec.ID != id {
+			t.Errorf("announcement of job %s after Close: %v", id, err)
+		}
+	}
+}
+
 // TestAnnouncedStatusFromAnotherNode runs a job submitted on node 0 and
 // reads its outcome on node 2, which only heard the announcement.
 func TestAnnouncedStatusFromAnotherNode(t *testing.T) {
@@ -243,15 +354,19 @@ func FuzzOpenAnnouncement(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	_, batch := sealedBatch(f, key, 2)
+	f.Add(batch)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := OpenAnnouncement(b)
+		all, err := OpenAnnouncements(b)
 		if err != nil {
 			return
 		}
 		// Whatever opens is consistent: results for the job, verdict recomputable.
-		for _, r := range a.Results {
-			if r.Result.Job != a.Spec.ID {
-				t.Fatalf("opened an announcement with a result for job %s", r.Result.Job)
+		for _, a := range all {
+			for _, r := range a.Results {
+				if r.Result.Job != a.Spec.ID {
+					t.Fatalf("opened an announcement with a result for job %s", r.Result.Job)
+				}
 			}
 		}
 	})

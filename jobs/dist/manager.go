@@ -286,11 +286,11 @@ func (m *Manager) Status(ctx context.Context, id cid.Cid) (Status, error) {
 // Announced returns the checked results announcement of job id that this
 // node stored from the results topic.
 func (m *Manager) Announced(ctx context.Context, id cid.Cid) (*Announced, error) {
-	b, err := m.st.ds.Get(ctx, seenKey(id))
+	a, err := m.st.openAnnounced(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("dist: announcement of job %s: %w", id, err)
 	}
-	return OpenAnnouncement(b)
+	return a, nil
 }
 
 // Watch returns the status of job id and a channel closed at its next

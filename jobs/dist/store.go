@@ -3,6 +3,8 @@ package dist
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,23 +204,76 @@ func seenAtKey(at time.Time, id cid.Cid) datastore.Key {
 	return datastore.NewKey(fmt.Sprintf("/seen-at/%015d/%s", at.UnixMilli(), id))
 }
 
-// putAnnounced stores the announcement of job id. The first time a job's
-// announcement is stored it is indexed by the time, which decides when it
-// is pruned.
-func (s *store) putAnnounced(ctx context.Context, id cid.Cid, data []byte) error {
-	had, err := s.ds.Has(ctx, seenKey(id))
+// batchRef marks a /seen/<job> value that names the stored batch holding
+// the job's announcement (/seen-batch/<sha256 of the envelope>) instead
+// of holding a single announcement. A signed envelope never starts so.
+const batchRef = "batch/"
+
+func seenBatchKey(hash string) datastore.Key { return datastore.NewKey("/seen-batch/" + hash) }
+
+func seenBatchAtKey(at time.Time, hash string) datastore.Key {
+	return datastore.NewKey(fmt.Sprintf("/seen-batch-at/%015d/%s", at.UnixMilli(), hash))
+}
+
+// putAnnouncedBatch stores a checked envelope of announcements (one or a
+// batch) once, and for each of its jobs a reference to it, in one write.
+// Each job and the batch are indexed by the time for pruning.
+func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, all []*Announced) error {
+	hash := hashOf(data)
+	now := time.Now()
+	b, err := s.ds.Batch(ctx)
 	if err != nil {
-		return fmt.Errorf("dist: look up announcement of job %s: %w", id, err)
+		return err
 	}
-	if !had {
-		if err := s.ds.Put(ctx, seenAtKey(time.Now(), id), nil); err != nil {
-			return fmt.Errorf("dist: index announcement of job %s: %w", id, err)
+	ref := []byte(batchRef + hash)
+	for _, a := range all {
+		id := a.Spec.ID
+		had, err := s.ds.Has(ctx, seenKey(id))
+		if err != nil {
+			return fmt.Errorf("dist: look up announcement of job %s: %w", id, err)
+		}
+		if !had {
+			if err := b.Put(ctx, seenAtKey(now, id), nil); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(ctx, seenKey(id), ref); err != nil {
+			return err
 		}
 	}
-	if err := s.ds.Put(ctx, seenKey(id), data); err != nil {
-		return fmt.Errorf("dist: store announcement of job %s: %w", id, err)
+	// The same envelope heard again (after the pubsub seen-TTL) is
+	// stored once, and pruned by its first time like its jobs.
+	stored, err := s.ds.Has(ctx, seenBatchKey(hash))
+	if err != nil {
+		return fmt.Errorf("dist: look up announcement batch %s: %w", hash, err)
+	}
+	if !stored {
+		if err := b.Put(ctx, seenBatchKey(hash), data); err != nil {
+			return err
+		}
+		if err := b.Put(ctx, seenBatchAtKey(now, hash), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("dist: store %d announcements: %w", len(all), err)
 	}
 	return nil
+}
+
+// loadAnnounced returns the stored envelope that holds job id's
+// announcement.
+func (s *store) loadAnnounced(ctx context.Context, id cid.Cid) ([]byte, error) {
+	b, err := s.ds.Get(ctx, seenKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if hash, ok := bytes.CutPrefix(b, []byte(batchRef)); ok {
+		if b, err = s.ds.Get(ctx, seenBatchKey(string(hash))); err != nil {
+			return nil, fmt.Errorf("dist: the announcement batch of job %s: %w", id, err)
+		}
+	}
+	return b, nil
 }
 
 // maxPrunePass bounds the announcements one pruning pass deletes.
@@ -227,23 +282,10 @@ const maxPrunePass = 100_000
 // pruneAnnounced deletes the announcements first stored before cutoff,
 // at most maxPrunePass of them, and returns how many it deleted.
 func (s *store) pruneAnnounced(ctx context.Context, cutoff time.Time) (int, error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: "/seen-at", KeysOnly: true, Orders: []query.Order{query.OrderByKey{}}})
+	old, err := s.keysBefore(ctx, "/seen-at", seenAtKey(cutoff, cid.Undef).String())
 	if err != nil {
-		return 0, fmt.Errorf("dist: list stored announcements: %w", err)
+		return 0, err
 	}
-	limit := seenAtKey(cutoff, cid.Undef).String()
-	var old []datastore.Key
-	for e := range res.Next() {
-		if e.Error != nil {
-			res.Close()
-			return 0, fmt.Errorf("dist: list stored announcements: %w", e.Error)
-		}
-		if e.Key >= limit || len(old) == maxPrunePass {
-			break
-		}
-		old = append(old, datastore.RawKey(e.Key))
-	}
-	res.Close()
 	n := 0
 	for _, k := range old {
 		// /seen-at/<ms>/<cid>
@@ -259,17 +301,66 @@ func (s *store) pruneAnnounced(ctx context.Context, cutoff time.Time) (int, erro
 			return n, fmt.Errorf("dist: prune announcement index %s: %w", k, err)
 		}
 	}
+	// The batches, stored when their jobs were first or last seen: a job
+	// still kept names a batch stored no earlier than itself.
+	batches, err := s.keysBefore(ctx, "/seen-batch-at", seenBatchAtKey(cutoff, "").String())
+	if err != nil {
+		return n, err
+	}
+	for _, k := range batches {
+		// /seen-batch-at/<ms>/<hash>
+		if ns := k.Namespaces(); len(ns) == 3 {
+			if err := s.ds.Delete(ctx, seenBatchKey(ns[2])); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+				return n, fmt.Errorf("dist: prune announcement batch %s: %w", ns[2], err)
+			}
+		}
+		if err := s.ds.Delete(ctx, k); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			return n, fmt.Errorf("dist: prune announcement index %s: %w", k, err)
+		}
+	}
 	return n, nil
 }
 
-func (s *store) announced(ctx context.Context, id cid.Cid) (Status, error) {
-	b, err := s.ds.Get(ctx, seenKey(id))
+// keysBefore returns the keys under prefix that sort before limit, in
+// order, at most maxPrunePass of them.
+func (s *store) keysBefore(ctx context.Context, prefix, limit string) ([]datastore.Key, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: true, Orders: []query.Order{query.OrderByKey{}}})
 	if err != nil {
-		return Status{}, err
+		return nil, fmt.Errorf("dist: list stored announcements: %w", err)
 	}
-	a, err := OpenAnnouncement(b)
+	defer res.Close()
+	var out []datastore.Key
+	for e := range res.Next() {
+		if e.Error != nil {
+			return nil, fmt.Errorf("dist: list stored announcements: %w", e.Error)
+		}
+		if e.Key >= limit || len(out) == maxPrunePass {
+			break
+		}
+		out = append(out, datastore.RawKey(e.Key))
+	}
+	return out, nil
+}
+
+func (s *store) announced(ctx context.Context, id cid.Cid) (Status, error) {
+	a, err := s.openAnnounced(ctx, id)
 	if err != nil {
 		return Status{}, err
 	}
 	return a.Status(), nil
+}
+
+// openAnnounced returns the stored announcement of job id, checked in full.
+func (s *store) openAnnounced(ctx context.Context, id cid.Cid) (*Announced, error) {
+	b, err := s.loadAnnounced(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return openAnnouncementOf(b, id)
+}
+
+// hashOf names a stored batch: the hex sha256 of its envelope.
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

@@ -8,44 +8,96 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/multiformats/go-multicodec"
-
-	"github.com/shoalnet/shoal/crypto"
 )
 
 func TestPruneAnnounced(t *testing.T) {
 	ctx := context.Background()
 	st := &store{ds: dssync.MutexWrap(datastore.NewMapDatastore())}
-	old := crypto.CIDOf(multicodec.DagCbor, []byte("old job"))
-	newer := crypto.CIDOf(multicodec.DagCbor, []byte("newer job"))
-	if err := st.putAnnounced(ctx, old, []byte("announcement 1")); err != nil {
+	key := testKey(t, 1)
+	specs, b1 := sealedBatch(t, key, 2)
+	all1, err := CheckAnnouncements(b1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Heard again: still indexed by the first time.
-	if err := st.putAnnounced(ctx, old, []byte("announcement 1, again")); err != nil {
+	if err := st.putAnnouncedBatch(ctx, b1, all1); err != nil {
 		t.Fatal(err)
 	}
+	old := specs[0].ID
 	time.Sleep(5 * time.Millisecond)
 	cutoff := time.Now()
 	time.Sleep(5 * time.Millisecond)
-	if err := st.putAnnounced(ctx, newer, []byte("announcement 2")); err != nil {
+	// Job 1 heard again, in a batch of its own: still indexed by the
+	// first time, read from the newer batch.
+	newer := specs[1].ID
+	body, err := announcementBody(specs[1], all1[1].Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := SealAnnouncements(key, [][]byte{body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all2, err := CheckAnnouncements(b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.putAnnouncedBatch(ctx, b2, all2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.openAnnounced(ctx, newer); err != nil || got.Spec.ID != newer {
+		t.Fatalf("job 1 after it was heard again: %v", err)
+	}
+	// The same envelope heard twice is stored once.
+	if err := st.putAnnouncedBatch(ctx, b2, all2); err != nil {
 		t.Fatal(err)
 	}
 	n, err := st.pruneAnnounced(ctx, cutoff)
-	if err != nil || n != 1 {
-		t.Fatalf("pruneAnnounced = %d, %v; want 1 (the old job only)", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("pruneAnnounced = %d, %v; want 2 (both first heard before the cutoff)", n, err)
 	}
-	if _, err := st.ds.Get(ctx, seenKey(old)); !errors.Is(err, datastore.ErrNotFound) {
+	if _, err := st.openAnnounced(ctx, old); !errors.Is(err, datastore.ErrNotFound) {
 		t.Fatalf("the old announcement is still there: %v", err)
 	}
-	if b, err := st.ds.Get(ctx, seenKey(newer)); err != nil || string(b) != "announcement 2" {
-		t.Fatalf("the newer announcement: %q, %v", b, err)
+	if _, err := st.ds.Get(ctx, seenKey(newer)); !errors.Is(err, datastore.ErrNotFound) {
+		t.Fatalf("the announcement of job 1 is still there: %v", err)
 	}
-	// Pruned once, the index entry is gone too: a second pass finds nothing.
+	// The newer batch stays until its own time comes.
 	if n, err := st.pruneAnnounced(ctx, cutoff); err != nil || n != 0 {
 		t.Fatalf("second pruneAnnounced = %d, %v; want 0", n, err)
 	}
-	if n, err := st.pruneAnnounced(ctx, time.Now().Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("pruneAnnounced of everything = %d, %v; want 1", n, err)
+	if ok, _ := st.ds.Has(ctx, seenBatchKey(hashOf(b2))); !ok {
+		t.Error("the newer batch was pruned before its time")
+	}
+	if ok, _ := st.ds.Has(ctx, seenBatchKey(hashOf(b1))); ok {
+		t.Error("the old batch is still stored")
+	}
+	if _, err := st.pruneAnnounced(ctx, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := st.ds.Has(ctx, seenBatchKey(hashOf(b2))); ok {
+		t.Error("the newer batch outlived a cutoff after it")
+	}
+}
+
+func TestAnnouncedBatchRead(t *testing.T) {
+	ctx := context.Background()
+	st := &store{ds: dssync.MutexWrap(datastore.NewMapDatastore())}
+	specs, b := sealedBatch(t, testKey(t, 1), 3)
+	all, err := CheckAnnouncements(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.putAnnouncedBatch(ctx, b, all); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		got, err := st.announced(ctx, s.ID)
+		if err != nil || got.Job != s.ID || !got.Remote {
+			t.Errorf("announced(%s) = %+v, %v", s.ID, got, err)
+		}
+	}
+	// One stored copy of the batch, whatever the number of jobs in it.
+	if v, err := st.ds.Get(ctx, seenKey(specs[2].ID)); err != nil || string(v) != batchRef+hashOf(b) {
+		t.Errorf("/seen entry = %q, %v; want a reference to the batch", v, err)
 	}
 }

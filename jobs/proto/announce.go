@@ -116,3 +116,70 @@ func (a *Announcement) validate() error {
 	}
 	return validText("reason", a.Reason)
 }
+
+// AnnouncementsPayloadType is the payload type of the signed envelope
+// (domain shoal/job-announcement/1) that carries a batch of announcements
+// of one submitter, signed once.
+const AnnouncementsPayloadType = "shoal/job-announcements"
+
+// Bounds of a batch of announcements. The batch's envelope must fit a
+// gossipsub message (1 MiB); any one announcement fits a batch.
+const (
+	MaxBatchAnnouncements = 64
+	MaxBatchSize          = 960 << 10
+)
+
+// batchTag is the first byte of a batch body.
+const batchTag = 0x42
+
+// MarshalAnnouncements returns the body encoding of a batch of
+// announcement bodies (each from MarshalAnnouncement):
+//
+//	0x42 || uint(len(bodies)) || bytes(body)...
+func MarshalAnnouncements(bodies [][]byte) ([]byte, error) {
+	if len(bodies) == 0 || len(bodies) > MaxBatchAnnouncements {
+		return nil, fmt.Errorf("proto: batch of %d announcements, want 1..%d", len(bodies), MaxBatchAnnouncements)
+	}
+	e := &encoder{buf: []byte{batchTag}}
+	e.uint(uint64(len(bodies)))
+	for _, b := range bodies {
+		e.bytes(b)
+	}
+	if len(e.buf) > MaxBatchSize {
+		return nil, fmt.Errorf("proto: batch of announcements of %d bytes, over %d", len(e.buf), MaxBatchSize)
+	}
+	return e.buf, nil
+}
+
+// UnmarshalAnnouncements splits a batch body into its announcement
+// bodies, rejecting (wrapping ErrMalformed) anything but the exact
+// encoding of 1 to MaxBatchAnnouncements bodies of at most
+// MaxAnnouncementSize bytes each. The bodies themselves are not decoded.
+func UnmarshalAnnouncements(b []byte) ([][]byte, error) {
+	if len(b) > MaxBatchSize {
+		return nil, fmt.Errorf("proto: batch of announcements of %d bytes, over %d: %w", len(b), MaxBatchSize, ErrMalformed)
+	}
+	if len(b) == 0 || b[0] != batchTag {
+		return nil, fmt.Errorf("proto: batch of announcements does not start with tag %#x: %w", batchTag, ErrMalformed)
+	}
+	d := &decoder{buf: b[1:]}
+	n := d.uint(MaxBatchAnnouncements)
+	if d.err == nil && n == 0 {
+		d.err = errors.New("no announcements")
+	}
+	bodies := make([][]byte, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		body := d.bytes(MaxAnnouncementSize)
+		if d.err == nil && len(body) == 0 {
+			d.err = fmt.Errorf("announcement %d is empty", i)
+		}
+		bodies = append(bodies, body)
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.buf))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("proto: batch of announcements: %w: %v", ErrMalformed, d.err)
+	}
+	return bodies, nil
+}

@@ -66,3 +66,68 @@ func FuzzUnmarshalAnnouncement(f *testing.F) {
 		}
 	})
 }
+
+func TestAnnouncementsRoundTrip(t *testing.T) {
+	one, err := MarshalAnnouncement(sampleAnnouncement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := [][]byte{one, []byte("second"), one}
+	b, err := MarshalAnnouncements(bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalAnnouncements(b)
+	if err != nil || len(got) != 3 || !bytes.Equal(got[0], one) || string(got[1]) != "second" {
+		t.Fatalf("UnmarshalAnnouncements = %q, %v", got, err)
+	}
+	for i := 0; i < len(b); i++ {
+		if _, err := UnmarshalAnnouncements(b[:i]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("UnmarshalAnnouncements(first %d bytes) = %v, want ErrMalformed", i, err)
+		}
+	}
+	if _, err := UnmarshalAnnouncements(append(bytes.Clone(b), 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("UnmarshalAnnouncements with a trailing byte = %v, want ErrMalformed", err)
+	}
+	many := make([][]byte, MaxBatchAnnouncements+1)
+	for i := range many {
+		many[i] = []byte("x")
+	}
+	for _, bad := range [][][]byte{nil, many, {bytes.Repeat([]byte("x"), MaxBatchSize)}} {
+		if _, err := MarshalAnnouncements(bad); err == nil {
+			t.Errorf("MarshalAnnouncements of %d bodies succeeded", len(bad))
+		}
+	}
+	// A count of zero, and an empty body, are malformed.
+	for _, b := range [][]byte{{batchTag, 0}, {batchTag, 1, 0}} {
+		if _, err := UnmarshalAnnouncements(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("UnmarshalAnnouncements(%x) = %v, want ErrMalformed", b, err)
+		}
+	}
+}
+
+func FuzzUnmarshalAnnouncements(f *testing.F) {
+	one, err := MarshalAnnouncement(sampleAnnouncement())
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := MarshalAnnouncements([][]byte{one, []byte("x")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{batchTag, 1, 1, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bodies, err := UnmarshalAnnouncements(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		again, err := MarshalAnnouncements(bodies)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding %x gave %x, %v: not canonical", b, again, err)
+		}
+	})
+}
