@@ -411,10 +411,15 @@ func (p *packStore) PutMany(ctx context.Context, bs []blockformat.Block) error {
 // appendBlocks appends bs to the current pack (starting a new one when it
 // reaches packTarget), syncs what it wrote and returns where each block
 // now is. Nothing is indexed yet.
-func (p *packStore) appendBlocks(bs []blockformat.Block) ([]packPlace, error) {
+func (p *packStore) appendBlocks(bs []blockformat.Block) (_ []packPlace, err error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	places := make([]packPlace, 0, len(bs))
+	defer func() {
+		if err != nil {
+			p.settle(places) // none of them will be indexed
+		}
+	}()
 	var touched []*pack
 	var hdr []byte
 	for _, b := range bs {
@@ -437,13 +442,11 @@ func (p *packStore) appendBlocks(bs []blockformat.Block) ([]packPlace, error) {
 		pk.pending++
 		p.mu.Unlock()
 		if err := p.write(pk, data); err != nil {
-			p.settle(places)
 			return nil, err
 		}
 	}
 	for _, pk := range touched {
 		if err := pk.f.Sync(); err != nil {
-			p.settle(places)
 			if pk == p.current {
 				p.current = nil // its state on disk is unknown: write the next blocks elsewhere
 			}

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	dshelp "github.com/ipfs/boxo/datastore/dshelp"
@@ -354,4 +356,48 @@ func FuzzDecodePackPlace(f *testing.F) {
 			t.Fatalf("round trip of %+v = %+v, %v", pl, again, err)
 		}
 	})
+}
+
+// TestPackStoreDiskFull: a block whose write fails (the disk full) is not
+// stored and not reported as stored; the store goes on with a new pack.
+func TestPackStoreDiskFull(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/full here: %v", err)
+	}
+	ctx := context.Background()
+	f := newPackFixture(t)
+	s := f.open(0)
+	p := s.packs
+	// The current pack writes to /dev/full, as a pack on a full disk would.
+	const fullID = 1 << 20
+	p.wmu.Lock()
+	p.mu.Lock()
+	p.packs[fullID] = &pack{id: fullID, f: full}
+	p.current = p.packs[fullID]
+	p.mu.Unlock()
+	p.wmu.Unlock()
+	t.Cleanup(func() {
+		// Never let anything treat /dev/full as a pack to remove.
+		p.mu.Lock()
+		delete(p.packs, fullID)
+		p.mu.Unlock()
+		full.Close()
+	})
+	c, d := rawBlock(t, 3, packBlockMin+5)
+	err = s.PutBlock(ctx, c, d)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("PutBlock on a full disk = %v, want ENOSPC and a hint", err)
+	}
+	if has, _ := s.bs.Has(ctx, c); has {
+		t.Fatal("a block whose write failed is reported as stored")
+	}
+	if st, _ := s.Stat(ctx); st.Blocks != 0 {
+		t.Fatalf("Stat counts %d blocks after a failed write", st.Blocks)
+	}
+	// Space again: the next write goes to a new pack.
+	if err := s.PutBlock(ctx, c, d); err != nil {
+		t.Fatalf("PutBlock after the failure: %v", err)
+	}
+	mustGet(t, s, c, d)
 }
