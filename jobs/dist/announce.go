@@ -248,7 +248,7 @@ type Gossip struct {
 	window    time.Duration
 
 	mu      sync.Mutex
-	pending [][]byte      // announcement bodies not yet published; guarded by mu
+	pending []queued      // announcements not yet published; guarded by mu
 	wake    chan struct{} // signalled when pending was empty and is not
 	room    chan struct{} // closed and replaced when pending is taken; guarded by mu
 
@@ -317,6 +317,12 @@ const AnnounceWindow = 50 * time.Millisecond
 // Announce waits beyond it.
 const maxPendingAnnouncements = 4 * proto.MaxBatchAnnouncements
 
+// A queued announcement waits in Gossip.pending to be published.
+type queued struct {
+	job  cid.Cid
+	body []byte
+}
+
 // publishLoop publishes the pending announcements in batches: it waits
 // for a first one, then AnnounceWindow (or until a batch is full), and
 // publishes what it has. On Close it publishes what is left.
@@ -366,8 +372,8 @@ func (g *Gossip) flush() {
 	g.mu.Unlock()
 	for len(pending) > 0 {
 		n, size := 0, 16
-		for n < len(pending) && n < proto.MaxBatchAnnouncements && size+len(pending[n])+8 <= proto.MaxBatchSize {
-			size += len(pending[n]) + 8
+		for n < len(pending) && n < proto.MaxBatchAnnouncements && size+len(pending[n].body)+8 <= proto.MaxBatchSize {
+			size += len(pending[n].body) + 8
 			n++
 		}
 		if err := g.publish(ctx, pending[:n]); err != nil {
@@ -377,17 +383,19 @@ func (g *Gossip) flush() {
 	}
 }
 
-// publish seals bodies in one envelope, stores it and publishes it.
-func (g *Gossip) publish(ctx context.Context, bodies [][]byte) error {
+// publish seals the announcements qs in one envelope, stores it and
+// publishes it.
+func (g *Gossip) publish(ctx context.Context, qs []queued) error {
+	bodies := make([][]byte, len(qs))
+	ids := make([]cid.Cid, len(qs))
+	for i, q := range qs {
+		bodies[i], ids[i] = q.body, q.job
+	}
 	b, err := SealAnnouncements(g.key, bodies)
 	if err != nil {
 		return err
 	}
-	all, err := CheckAnnouncements(b)
-	if err != nil {
-		return err
-	}
-	if err := g.st.putAnnouncedBatch(ctx, b, all); err != nil {
+	if err := g.st.putAnnouncedBatch(ctx, b, ids); err != nil {
 		return fmt.Errorf("dist: store announcements: %w", err)
 	}
 	if err := g.topic.Publish(ctx, b); err != nil {
@@ -455,7 +463,7 @@ func (g *Gossip) Announce(ctx context.Context, spec *jobs.SignedSpec, st Status)
 	for {
 		g.mu.Lock()
 		if len(g.pending) < maxPendingAnnouncements {
-			g.pending = append(g.pending, body)
+			g.pending = append(g.pending, queued{job: spec.ID, body: body})
 			n := len(g.pending)
 			g.mu.Unlock()
 			if n == 1 || n >= proto.MaxBatchAnnouncements {
@@ -503,7 +511,7 @@ func (g *Gossip) readLoop() {
 		if !ok {
 			continue
 		}
-		if err := g.st.putAnnouncedBatch(g.ctx, msg.Data, all); err != nil {
+		if err := g.st.putAnnouncedBatch(g.ctx, msg.Data, jobIDs(all)); err != nil {
 			g.log.Warn("could not store a results announcement", "jobs", len(all), "err", err)
 		}
 	}
@@ -519,4 +527,13 @@ func ResultsScoreParams() *pubsub.TopicScoreParams {
 	p := capacity.TopicScoreParams()
 	p.FirstMessageDeliveriesCap = 20
 	return p
+}
+
+// jobIDs returns the job IDs of announcements.
+func jobIDs(all []*Announced) []cid.Cid {
+	ids := make([]cid.Cid, len(all))
+	for i, a := range all {
+		ids[i] = a.Spec.ID
+	}
+	return ids
 }

@@ -216,9 +216,10 @@ func seenBatchAtKey(at time.Time, hash string) datastore.Key {
 }
 
 // putAnnouncedBatch stores a checked envelope of announcements (one or a
-// batch) once, and for each of its jobs a reference to it, in one write.
+// batch) of the jobs ids once, and for each job a reference to it, in one
+// write.
 // Each job and the batch are indexed by the time for pruning.
-func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, all []*Announced) error {
+func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, ids []cid.Cid) error {
 	hash := hashOf(data)
 	now := time.Now()
 	b, err := s.ds.Batch(ctx)
@@ -226,8 +227,7 @@ func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, all []*Annou
 		return err
 	}
 	ref := []byte(batchRef + hash)
-	for _, a := range all {
-		id := a.Spec.ID
+	for _, id := range ids {
 		had, err := s.ds.Has(ctx, seenKey(id))
 		if err != nil {
 			return fmt.Errorf("dist: look up announcement of job %s: %w", id, err)
@@ -256,7 +256,7 @@ func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, all []*Annou
 		}
 	}
 	if err := b.Commit(ctx); err != nil {
-		return fmt.Errorf("dist: store %d announcements: %w", len(all), err)
+		return fmt.Errorf("dist: store %d announcements: %w", len(ids), err)
 	}
 	return nil
 }

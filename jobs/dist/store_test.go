@@ -19,7 +19,7 @@ func TestPruneAnnounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.putAnnouncedBatch(ctx, b1, all1); err != nil {
+	if err := st.putAnnouncedBatch(ctx, b1, jobIDs(all1)); err != nil {
 		t.Fatal(err)
 	}
 	old := specs[0].ID
@@ -41,14 +41,14 @@ func TestPruneAnnounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.putAnnouncedBatch(ctx, b2, all2); err != nil {
+	if err := st.putAnnouncedBatch(ctx, b2, jobIDs(all2)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := st.openAnnounced(ctx, newer); err != nil || got.Spec.ID != newer {
 		t.Fatalf("job 1 after it was heard again: %v", err)
 	}
 	// The same envelope heard twice is stored once.
-	if err := st.putAnnouncedBatch(ctx, b2, all2); err != nil {
+	if err := st.putAnnouncedBatch(ctx, b2, jobIDs(all2)); err != nil {
 		t.Fatal(err)
 	}
 	n, err := st.pruneAnnounced(ctx, cutoff)
@@ -87,7 +87,7 @@ func TestAnnouncedBatchRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.putAnnouncedBatch(ctx, b, all); err != nil {
+	if err := st.putAnnouncedBatch(ctx, b, jobIDs(all)); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range specs {
@@ -101,3 +101,4 @@ func TestAnnouncedBatchRead(t *testing.T) {
 		t.Errorf("/seen entry = %q, %v; want a reference to the batch", v, err)
 	}
 }
+
