@@ -101,4 +101,3 @@ func TestAnnouncedBatchRead(t *testing.T) {
 		t.Errorf("/seen entry = %q, %v; want a reference to the batch", v, err)
 	}
 }
-
