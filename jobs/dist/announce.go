@@ -29,16 +29,6 @@ type Announced struct {
 	Finished time.Time
 }
 
-// SealAnnouncement returns the signed announcement of a finished job.
-// key must be the job's submitter's.
-func SealAnnouncement(key crypto.PrivKey, spec *jobs.SignedSpec, st Status) ([]byte, error) {
-	body, err := announcementBody(spec, st)
-	if err != nil {
-		return nil, err
-	}
-	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType, body)
-}
-
 // SealAnnouncements returns one signed envelope over a batch of
 // announcement bodies (from announcementBody) of jobs key's node submitted.
 func SealAnnouncements(key crypto.PrivKey, bodies [][]byte) ([]byte, error) {
@@ -66,48 +56,20 @@ func announcementBody(spec *jobs.SignedSpec, st Status) ([]byte, error) {
 	return proto.MarshalAnnouncement(a)
 }
 
-// OpenAnnouncement checks a signed announcement of one job: the
-// envelope's signature, the body's encoding, that the signer is the job's
-// submitter, every result's signature and job, and that the announced
-// verdict is the one the results give. A batch of one is accepted too.
-func OpenAnnouncement(data []byte) (*Announced, error) {
-	return openOne(data, true)
-}
-
-// CheckAnnouncement is OpenAnnouncement without checking the signatures of
-// the spec and the results inside: it checks the envelope's signature (the
-// submitter's, over all of it), the body, the signer and the verdict. It
-// is what the results topic's validator does for every announcement on
-// every node, so that relaying costs one signature check, not one per
-// signed thing inside; the embedded signatures are checked when a stored
-// announcement is read (OpenAnnouncement), where a forged one makes the
-// read fail. A submitter that signs an announcement with forged results
-// inside is named by its own signature.
-func CheckAnnouncement(data []byte) (*Announced, error) {
-	return openOne(data, false)
-}
-
-// OpenAnnouncements is OpenAnnouncement for an envelope that carries one
-// announcement or a batch: every announcement in it is checked in full.
-func OpenAnnouncements(data []byte) ([]*Announced, error) {
-	return openAll(data, true)
-}
-
-// CheckAnnouncements is CheckAnnouncement for an envelope that carries one
-// announcement or a batch: one signature check for all of them.
+// CheckAnnouncements checks a signed envelope of announcements (one, or
+// a batch) without checking the signatures of the specs and results
+// inside: it checks the envelope's signature (the submitter's, over all
+// of it) and, for each announcement, its encoding, that the signer is the
+// job's submitter, that every result is for the job and that the
+// announced verdict is the one the results give. It is what the results
+// topic's validator does on every node, so that relaying costs one
+// signature check per envelope, not one per signed thing inside; the
+// embedded signatures are checked when a stored announcement is read
+// (openAnnouncementOf), where a forged one makes the read fail. A
+// submitter that signs an announcement with forged results inside is
+// named by its own signature.
 func CheckAnnouncements(data []byte) ([]*Announced, error) {
 	return openAll(data, false)
-}
-
-func openOne(data []byte, embedded bool) (*Announced, error) {
-	all, err := openAll(data, embedded)
-	if err != nil {
-		return nil, err
-	}
-	if len(all) != 1 {
-		return nil, fmt.Errorf("dist: envelope holds %d announcements, want one", len(all))
-	}
-	return all[0], nil
 }
 
 // openEnvelope checks the envelope's signature and returns its signer and

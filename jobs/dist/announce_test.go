@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/shoalnet/shoal/crypto"
 	"github.com/shoalnet/shoal/jobs"
+	"github.com/shoalnet/shoal/jobs/proto"
 	"github.com/shoalnet/shoal/jobs/quorum"
 )
 
@@ -63,11 +65,11 @@ func TestAnnouncementSealOpen(t *testing.T) {
 	key := testKey(t, 1)
 	workers := []crypto.PrivKey{testKey(t, 2), testKey(t, 3), testKey(t, 4)}
 	spec, st := finishedStatus(t, key, workers, map[int]bool{1: true}, 2)
-	b, err := SealAnnouncement(key, spec, st)
+	b, err := sealAnnouncement(key, spec, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := OpenAnnouncement(b)
+	a, err := openAnnouncement(b)
 	if err != nil {
 		t.Fatalf("OpenAnnouncement(sealed) = %v", err)
 	}
@@ -79,51 +81,51 @@ func TestAnnouncementSealOpen(t *testing.T) {
 	for i := range b {
 		c := bytes.Clone(b)
 		c[i] ^= 0x01
-		if _, err := OpenAnnouncement(c); err == nil {
-			t.Errorf("OpenAnnouncement(byte %d flipped) succeeded", i)
+		if _, err := openAnnouncement(c); err == nil {
+			t.Errorf("openAnnouncement(byte %d flipped) succeeded", i)
 		}
 	}
 	for i := 0; i < len(b); i += 7 {
-		if _, err := OpenAnnouncement(b[:i]); err == nil {
+		if _, err := openAnnouncement(b[:i]); err == nil {
 			t.Errorf("OpenAnnouncement(first %d bytes) succeeded", i)
 		}
 	}
 	// A verdict the results do not give is rejected.
 	lie := st
 	lie.Verdict = quorum.Mismatch
-	if b, err := SealAnnouncement(key, spec, lie); err != nil {
+	if b, err := sealAnnouncement(key, spec, lie); err != nil {
 		t.Fatal(err)
-	} else if _, err := OpenAnnouncement(b); err == nil {
+	} else if _, err := openAnnouncement(b); err == nil {
 		t.Error("OpenAnnouncement(false verdict) succeeded")
 	}
 	// Two cheaters: claiming verified is rejected.
 	spec2, st2 := finishedStatus(t, key, workers, map[int]bool{1: true, 2: true}, 2)
 	st2.Verdict = quorum.Verified
-	if b, err := SealAnnouncement(key, spec2, st2); err != nil {
+	if b, err := sealAnnouncement(key, spec2, st2); err != nil {
 		t.Fatal(err)
-	} else if _, err := OpenAnnouncement(b); err == nil {
+	} else if _, err := openAnnouncement(b); err == nil {
 		t.Error("OpenAnnouncement(verified over a mismatch) succeeded")
 	}
 	// Signed by someone other than the submitter.
-	if b, err := SealAnnouncement(testKey(t, 9), spec, st); err != nil {
+	if b, err := sealAnnouncement(testKey(t, 9), spec, st); err != nil {
 		t.Fatal(err)
-	} else if _, err := OpenAnnouncement(b); err == nil {
+	} else if _, err := openAnnouncement(b); err == nil {
 		t.Error("OpenAnnouncement(signed by a non-submitter) succeeded")
 	}
 }
 
 // The results topic's validator checks only the envelope's signature
-// (CheckAnnouncement); a result with a forged signature inside passes it
-// and is caught when the stored announcement is read (OpenAnnouncement).
+// (CheckAnnouncements); a result with a forged signature inside passes it
+// and is caught when the stored announcement is read (openAnnouncementOf).
 func TestAnnouncementEmbeddedSignaturesCheckedOnRead(t *testing.T) {
 	key := testKey(t, 1)
 	workers := []crypto.PrivKey{testKey(t, 2), testKey(t, 3), testKey(t, 4)}
 	spec, st := finishedStatus(t, key, workers, nil, 2)
-	b, err := SealAnnouncement(key, spec, st)
+	b, err := sealAnnouncement(key, spec, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CheckAnnouncement(b); err != nil {
+	if _, err := checkAnnouncement(b); err != nil {
 		t.Fatalf("CheckAnnouncement(sealed) = %v", err)
 	}
 	r, err := jobs.DecodeSignedResult(st.Results[1].Signed)
@@ -137,23 +139,23 @@ func TestAnnouncementEmbeddedSignaturesCheckedOnRead(t *testing.T) {
 	if forged.Results[1].Signed, err = r.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err = SealAnnouncement(key, spec, forged); err != nil {
+	if b, err = sealAnnouncement(key, spec, forged); err != nil {
 		t.Fatal(err)
 	}
-	a, err := CheckAnnouncement(b)
+	a, err := checkAnnouncement(b)
 	if err != nil {
 		t.Fatalf("CheckAnnouncement(forged result inside) = %v, want it to pass the envelope check", err)
 	}
 	if a.Verdict.Kind != quorum.Verified {
 		t.Fatalf("verdict %s, want verified", a.Verdict.Kind)
 	}
-	if _, err := OpenAnnouncement(b); !errors.Is(err, crypto.ErrBadSignature) {
+	if _, err := openAnnouncement(b); !errors.Is(err, crypto.ErrBadSignature) {
 		t.Fatalf("OpenAnnouncement(forged result inside) = %v, want a bad signature", err)
 	}
 	// The envelope's own signature is still checked by both.
 	c := bytes.Clone(b)
 	c[len(c)-1] ^= 1
-	if _, err := CheckAnnouncement(c); err == nil {
+	if _, err := checkAnnouncement(c); err == nil {
 		t.Fatal("CheckAnnouncement(envelope signature changed) succeeded")
 	}
 }
@@ -182,7 +184,7 @@ func sealedBatch(t testing.TB, key crypto.PrivKey, n int) ([]*jobs.SignedSpec, [
 func TestAnnouncementBatch(t *testing.T) {
 	key := testKey(t, 1)
 	specs, b := sealedBatch(t, key, 3)
-	for name, open := range map[string]func([]byte) ([]*Announced, error){"Open": OpenAnnouncements, "Check": CheckAnnouncements} {
+	for name, open := range map[string]func([]byte) ([]*Announced, error){"Open": openAnnouncements, "Check": CheckAnnouncements} {
 		all, err := open(b)
 		if err != nil || len(all) != 3 {
 			t.Fatalf("%sAnnouncements(batch of 3) = %d, %v", name, len(all), err)
@@ -200,8 +202,8 @@ func TestAnnouncementBatch(t *testing.T) {
 	if _, err := openAnnouncementOf(b, testCID("not in the batch")); err == nil {
 		t.Error("openAnnouncementOf(a job not in the batch) succeeded")
 	}
-	if _, err := OpenAnnouncement(b); err == nil {
-		t.Error("OpenAnnouncement(batch of 3) succeeded; it opens one announcement")
+	if _, err := openAnnouncement(b); err == nil {
+		t.Error("openAnnouncement(batch of 3) succeeded; it opens one announcement")
 	}
 	for i := 0; i < len(b); i += 7 {
 		c := bytes.Clone(b)
@@ -349,7 +351,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func FuzzOpenAnnouncement(f *testing.F) {
 	key := testKey(f, 1)
 	spec, st := finishedStatus(f, key, []crypto.PrivKey{testKey(f, 2), testKey(f, 3), testKey(f, 4)}, map[int]bool{2: true}, 2)
-	b, err := SealAnnouncement(key, spec, st)
+	b, err := sealAnnouncement(key, spec, st)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -357,7 +359,7 @@ func FuzzOpenAnnouncement(f *testing.F) {
 	_, batch := sealedBatch(f, key, 2)
 	f.Add(batch)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		all, err := OpenAnnouncements(b)
+		all, err := openAnnouncements(b)
 		if err != nil {
 			return
 		}
@@ -389,4 +391,34 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("a decoded record does not encode: %v", err)
 		}
 	})
+}
+
+// sealAnnouncement returns an envelope of the single-announcement payload
+// type (which nodes still accept) for a finished job of key's node.
+func sealAnnouncement(key crypto.PrivKey, spec *jobs.SignedSpec, st Status) ([]byte, error) {
+	body, err := announcementBody(spec, st)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Seal(key, crypto.DomainJobAnnouncement, proto.AnnouncementPayloadType, body)
+}
+
+// openAnnouncements checks every announcement of an envelope in full, as
+// a read does for the one it wants.
+func openAnnouncements(data []byte) ([]*Announced, error) { return openAll(data, true) }
+
+// openAnnouncement and checkAnnouncement are openAnnouncements and
+// CheckAnnouncements for an envelope of exactly one announcement.
+func openAnnouncement(data []byte) (*Announced, error)  { return openOne(data, true) }
+func checkAnnouncement(data []byte) (*Announced, error) { return openOne(data, false) }
+
+func openOne(data []byte, embedded bool) (*Announced, error) {
+	all, err := openAll(data, embedded)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) != 1 {
+		return nil, fmt.Errorf("dist: envelope holds %d announcements, want one", len(all))
+	}
+	return all[0], nil
 }

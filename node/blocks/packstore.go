@@ -1,6 +1,7 @@
 package blocks
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -639,11 +640,8 @@ func (p *packStore) Compact(ctx context.Context) (freed uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	slices.SortFunc(moving, func(a, b entry) int {
-		if a.pl.pack != b.pl.pack {
-			return int(a.pl.pack) - int(b.pl.pack)
-		}
-		return int(a.pl.offset - b.pl.offset)
+	slices.SortFunc(moving, func(a, b entry) int { // read each pack in order
+		return cmp.Or(cmp.Compare(a.pl.pack, b.pl.pack), cmp.Compare(a.pl.offset, b.pl.offset))
 	})
 	// Move in batches of about 32 MiB: read, append and sync, re-index.
 	for len(moving) > 0 {
