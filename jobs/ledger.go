@@ -190,19 +190,21 @@ func DecodeExecutedEntry(data []byte) (*ExecutedEntry, error) {
 	return e, nil
 }
 
-// ExecutedRef reads the job and result CIDs of a job.executed body
-// without checking the signed result it carries: for bodies of entries
-// already verified, as a replica's are, when only the reference matters.
-func ExecutedRef(data []byte) (job, result cid.Cid, err error) {
+// ExecutedRef reads the job and result CIDs and the submitter of a
+// job.executed body without checking the signed result it carries: for
+// bodies of entries already verified, as a replica's are, when only the
+// reference matters.
+func ExecutedRef(data []byte) (job, result cid.Cid, submitter peer.ID, err error) {
 	f, err := readBody(LedgerKindExecuted, data, "version", "job", "submitter", "result", "signed")
 	if err != nil {
-		return cid.Undef, cid.Undef, err
+		return cid.Undef, cid.Undef, "", err
 	}
 	job, result = f.link("job"), f.link("result")
+	submitter = peerField(f, "submitter")
 	if f.err != nil {
-		return cid.Undef, cid.Undef, f.err
+		return cid.Undef, cid.Undef, "", f.err
 	}
-	return job, result, nil
+	return job, result, submitter, nil
 }
 
 // A VerdictEntry is the body of a job.verdict entry:

@@ -78,8 +78,14 @@ type ledgerArea struct {
 	// expect holds, per worker, the results it returned to this node's
 	// jobs that its log has not yet been seen to record; scanned is how
 	// far each worker's replica has been looked through. Guarded by mu.
-	expect      map[peer.ID]map[cid.Cid]expectedEntry
-	scanned     map[peer.ID]uint64
+	expect  map[peer.ID]map[cid.Cid]expectedEntry
+	scanned map[peer.ID]uint64
+	// early holds, per worker, results for this node's jobs found in its
+	// replicated log before the jobs ended here (a worker records before
+	// it answers, and its checkpoint gossip may bring the entry first, or
+	// the job waits on other replicas), and when; kept ledgerExpectFor.
+	// Guarded by mu.
+	early       map[peer.ID]map[cid.Cid]time.Time
 	unrecorded  prometheus.Counter
 	recordGrace time.Duration // ledgerRecordGrace; shorter in tests
 	wg          sync.WaitGroup
@@ -108,7 +114,7 @@ func (n *Node) startLedger(ctx context.Context) error {
 	n.onClose("ledger witness", w.Close)
 	a := &ledgerArea{log: l, witness: w, logger: n.log.With("subsystem", "ledger"), watching: map[peer.ID]bool{}, again: map[peer.ID]bool{}, received: map[cid.Cid]bool{},
 		ended: make(chan peer.ID, 1024), partners: map[peer.ID]time.Time{},
-		expect: map[peer.ID]map[cid.Cid]expectedEntry{}, scanned: map[peer.ID]uint64{}, recordGrace: ledgerRecordGrace,
+		expect: map[peer.ID]map[cid.Cid]expectedEntry{}, scanned: map[peer.ID]uint64{}, early: map[peer.ID]map[cid.Cid]time.Time{}, recordGrace: ledgerRecordGrace,
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_ledger_unrecorded_results_total",
 			Help: "Results workers returned to this node's jobs that their own ledgers did not record in time.",
@@ -294,6 +300,12 @@ func (n *Node) ledgerJobEnded(st dist.Status) {
 		}
 		n.ledgerPartner(r.Worker)
 		a.mu.Lock()
+		if _, ok := a.early[r.Worker][r.CID]; ok {
+			// Already seen in the worker's log.
+			delete(a.early[r.Worker], r.CID)
+			a.mu.Unlock()
+			continue
+		}
 		exp := a.expect[r.Worker]
 		if exp == nil {
 			exp = make(map[cid.Cid]expectedEntry)
@@ -401,7 +413,8 @@ func (n *Node) ledgerReplicateOnce(a *ledgerArea, p peer.ID) {
 
 // ledgerCheckRecorded looks through the part of p's replicated log not
 // yet seen for the job.executed entries of the results p returned to this
-// node's jobs. A result still missing ledgerRecordGrace after its job
+// node's jobs; those of jobs that have not ended here yet are kept aside
+// (ledgerArea.early) for when they do. A result still missing ledgerRecordGrace after its job
 // ended, although p's log was replicated since, means p answered with a
 // result it did not record, which its log's promise forbids: it is logged
 // as a warning and counted (shoal_ledger_unrecorded_results_total).
@@ -421,7 +434,7 @@ func (n *Node) ledgerCheckRecorded(ctx context.Context, a *ledgerArea, p peer.ID
 	var seen []cid.Cid
 	next, err := r.Scan(from, func(e *ledger.Entry) bool {
 		if e.Kind == ledger.KindJobExecuted {
-			if _, res, err := jobs.ExecutedRef(e.Body); err == nil {
+			if _, res, submitter, err := jobs.ExecutedRef(e.Body); err == nil && submitter == n.id {
 				seen = append(seen, res)
 			}
 		}
@@ -439,8 +452,23 @@ func (n *Node) ledgerCheckRecorded(ctx context.Context, a *ledgerArea, p peer.ID
 	a.mu.Lock()
 	a.scanned[p] = next
 	exp := a.expect[p]
+	early := a.early[p]
 	for _, c := range seen {
-		delete(exp, c)
+		if _, ok := exp[c]; ok {
+			delete(exp, c)
+			continue
+		}
+		// Perhaps a result whose job has not ended here yet.
+		if early == nil {
+			early = make(map[cid.Cid]time.Time)
+			a.early[p] = early
+		}
+		if len(early) < maxLedgerExpected {
+			early[c] = now
+		}
+	}
+	if len(early) == 0 {
+		delete(a.early, p)
 	}
 	for c, e := range exp {
 		if age := now.Sub(e.since); age > a.recordGrace {
@@ -460,11 +488,22 @@ func (n *Node) ledgerCheckRecorded(ctx context.Context, a *ledgerArea, p peer.ID
 }
 
 // ledgerForgetExpected drops awaited results older than ledgerExpectFor:
-// their workers' logs could not be replicated (the peer went away).
+// their workers' logs could not be replicated (the peer went away); and
+// results seen early whose jobs never ended here.
 func (n *Node) ledgerForgetExpected(a *ledgerArea) {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for p, early := range a.early {
+		for c, at := range early {
+			if now.Sub(at) > ledgerExpectFor {
+				delete(early, c)
+			}
+		}
+		if len(early) == 0 {
+			delete(a.early, p)
+		}
+	}
 	for p, exp := range a.expect {
 		for c, e := range exp {
 			if now.Sub(e.since) > ledgerExpectFor {

@@ -69,41 +69,12 @@ func TestPubSubScoresEveryTopic(t *testing.T) {
 // TestLedgerUnrecordedResult checks that a submitter notices a worker
 // whose log does not record a result it returned, and not one that does.
 func TestLedgerUnrecordedResult(t *testing.T) {
-	a := startNode(t, testRepo(t, nil))
-	b := startNode(t, testRepo(t, func(c *Config) { c.Network.Bootstrap = []string{a.p2pAddrs()[0]} }))
-	a.ledger.mu.Lock()
-	a.ledger.recordGrace = 500 * time.Millisecond
-	a.ledger.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	env, err := jobs.NewEnvelope(a.PeerID(), jobs.Computation{Module: crypto.CIDOf(multicodec.Raw, []byte("m"))}, bytes.NewReader(make([]byte, 16)), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := jobs.SignSpec(a.key, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	result := func(stdout string) *jobs.SignedResult {
-		r := &jobs.Result{Version: jobs.FormatVersion, Job: spec.ID, Computation: spec.CompCID, Worker: b.PeerID(),
-			Stdout: crypto.CIDOf(multicodec.Raw, []byte(stdout)), Stderr: crypto.CIDOf(multicodec.Raw, nil), Outputs: crypto.CIDOf(multicodec.Raw, nil)}
-		sr, err := jobs.SignResult(b.key, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sr
-	}
+	a, b, ctx := ledgerPair(t)
+	result := resultMaker(t, a, b)
 	recorded, hidden := result("recorded"), result("hidden")
-	body, err := (&jobs.ExecutedEntry{Job: spec.ID, Submitter: a.PeerID(), Result: recorded}).Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Ledger().Record(ctx, jobs.LedgerKindExecuted, body); err != nil {
-		t.Fatal(err)
-	}
+	recordExecuted(ctx, t, a, b, recorded)
 	// b returned both results; its log holds only the first.
-	a.ledgerJobEnded(dist.Status{Job: spec.ID, Results: []dist.ResultStatus{
+	a.ledgerJobEnded(dist.Status{Job: recorded.Result.Job, Results: []dist.ResultStatus{
 		{Worker: b.PeerID(), CID: recorded.CID}, {Worker: b.PeerID(), CID: hidden.CID},
 	}})
 	waitFor(ctx, t, "a counts b's unrecorded result", func() bool {
@@ -122,6 +93,90 @@ func TestLedgerUnrecordedResult(t *testing.T) {
 	a.ledger.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d results still awaited in b's log, want 0", left)
+	}
+}
+
+// TestLedgerResultSeenBeforeJobEnded checks that a result found in a
+// worker's replicated log before its job ended at the submitter (the
+// worker records before it answers) is not later reported as unrecorded.
+func TestLedgerResultSeenBeforeJobEnded(t *testing.T) {
+	a, b, ctx := ledgerPair(t)
+	result := resultMaker(t, a, b)
+	pending, early := result("pending"), result("early")
+	// A job still awaiting b's record makes a scan b's log when it is
+	// replicated; the early result's job has not ended yet.
+	a.ledgerJobEnded(dist.Status{Job: pending.Result.Job, Results: []dist.ResultStatus{{Worker: b.PeerID(), CID: pending.CID}}})
+	recordExecuted(ctx, t, a, b, early)
+	waitFor(ctx, t, "a scans b's log past the early result", func() bool {
+		a.ledgerReplicate(b.PeerID())
+		time.Sleep(100 * time.Millisecond)
+		a.ledger.mu.Lock()
+		defer a.ledger.mu.Unlock()
+		return a.ledger.scanned[b.PeerID()] >= b.Ledger().Size()
+	})
+	a.ledgerJobEnded(dist.Status{Job: early.Result.Job, Results: []dist.ResultStatus{{Worker: b.PeerID(), CID: early.CID}}})
+	recordExecuted(ctx, t, a, b, pending)
+	waitFor(ctx, t, "a finds the pending result", func() bool {
+		a.ledgerReplicate(b.PeerID())
+		time.Sleep(100 * time.Millisecond)
+		a.ledger.mu.Lock()
+		defer a.ledger.mu.Unlock()
+		return len(a.ledger.expect[b.PeerID()]) == 0
+	})
+	time.Sleep(time.Second) // past the grace
+	a.ledgerReplicate(b.PeerID())
+	time.Sleep(300 * time.Millisecond)
+	if got := counterValue(t, a); got != 0 {
+		t.Fatalf("shoal_ledger_unrecorded_results_total = %v, want 0: b recorded every result", got)
+	}
+}
+
+// ledgerPair starts a submitter a (with a short record grace) and a
+// worker b connected to it.
+func ledgerPair(t *testing.T) (a, b *Node, ctx context.Context) {
+	t.Helper()
+	a = startNode(t, testRepo(t, nil))
+	b = startNode(t, testRepo(t, func(c *Config) { c.Network.Bootstrap = []string{a.p2pAddrs()[0]} }))
+	a.ledger.mu.Lock()
+	a.ledger.recordGrace = 500 * time.Millisecond
+	a.ledger.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return a, b, ctx
+}
+
+// resultMaker returns a function making b's signed result, with the
+// given stdout, of a fresh job of a's.
+func resultMaker(t *testing.T, a, b *Node) func(stdout string) *jobs.SignedResult {
+	return func(stdout string) *jobs.SignedResult {
+		t.Helper()
+		env, err := jobs.NewEnvelope(a.PeerID(), jobs.Computation{Module: crypto.CIDOf(multicodec.Raw, []byte("m"))}, bytes.NewReader(append([]byte(stdout), make([]byte, 16)...)), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := jobs.SignSpec(a.key, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &jobs.Result{Version: jobs.FormatVersion, Job: spec.ID, Computation: spec.CompCID, Worker: b.PeerID(),
+			Stdout: crypto.CIDOf(multicodec.Raw, []byte(stdout)), Stderr: crypto.CIDOf(multicodec.Raw, nil), Outputs: crypto.CIDOf(multicodec.Raw, nil)}
+		sr, err := jobs.SignResult(b.key, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sr
+	}
+}
+
+// recordExecuted has b's log record res, a result of a's job.
+func recordExecuted(ctx context.Context, t *testing.T, a, b *Node, res *jobs.SignedResult) {
+	t.Helper()
+	body, err := (&jobs.ExecutedEntry{Job: res.Result.Job, Submitter: a.PeerID(), Result: res}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ledger().Record(ctx, jobs.LedgerKindExecuted, body); err != nil {
+		t.Fatal(err)
 	}
 }
 
