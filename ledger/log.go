@@ -84,6 +84,7 @@ type Log struct {
 	mu      sync.RWMutex
 	n       uint64      // durable entries; guarded by mu
 	offsets []int64     // frame offset of each durable entry; guarded by mu
+	end     int64       // offset past the last durable frame; guarded by mu
 	hashes  []tlog.Hash // stored tree hashes, durable and pending; guarded by mu (builder appends)
 	nHashes int64       // stored hashes of the durable entries; guarded by mu
 	lastCID cid.Cid     // CID of entry n-1; guarded by mu
@@ -108,6 +109,7 @@ type batch struct {
 	entries []*Entry
 	offsets []int64
 	nHashes int64
+	end     int64 // offset past the batch's last frame
 	err     error
 }
 
@@ -209,6 +211,7 @@ func (l *Log) load(ctx context.Context) error {
 		return err
 	}
 	l.n = uint64(len(l.offsets))
+	l.end = end
 	l.nHashes = int64(len(l.hashes))
 	l.lastCID = prevCID
 	l.tipSeq, l.tipCID, l.tipTime, l.tipOff = l.n, prevCID, prevTime, end
@@ -499,6 +502,7 @@ func (l *Log) builder() {
 			b.err = l.Err()
 		}
 		l.tipOff = off
+		b.end = off
 		l.mu.Lock()
 		l.hashes = append(l.hashes, newHashes...)
 		b.nHashes = int64(len(l.hashes))
@@ -545,6 +549,7 @@ func (l *Log) syncer() {
 			}
 			l.mu.Lock()
 			l.offsets = append(l.offsets, b.offsets...)
+			l.end = b.end
 			l.n += uint64(len(b.entries))
 			l.nHashes = b.nHashes
 			l.lastCID = b.entries[len(b.entries)-1].CID()
@@ -637,22 +642,75 @@ func (l *Log) Entry(seq uint64) (*Entry, error) {
 // starting at from, stopping early once maxBytes would be exceeded (at least
 // one entry is returned when from < Size).
 func (l *Log) RawEntries(from uint64, max int, maxBytes int) ([][]byte, error) {
-	size := l.Size()
+	l.mu.RLock()
+	size := l.n
 	if from > size {
+		l.mu.RUnlock()
 		return nil, fmt.Errorf("%w: entry %d of %s (the log has %d)", ErrNotFound, from, l.origin, size)
 	}
-	var out [][]byte
-	total := 0
-	for seq := from; seq < size && len(out) < max; seq++ {
-		data, err := l.readRaw(seq)
-		if err != nil {
-			return nil, err
+	to := min(size, from+uint64(max))
+	offs := l.offsets[from:to:to]
+	end := l.end
+	if to < size {
+		end = l.offsets[to]
+	}
+	l.mu.RUnlock()
+	if len(offs) == 0 {
+		return nil, nil
+	}
+	offs, end = framesWithin(offs, end, maxBytes)
+	return readFrames(l.f, l.path, from, offs, end)
+}
+
+// framesWithin shortens offs, the offsets of consecutive frames the last
+// of which ends at end, to the first frame and those after it whose data
+// fit in maxBytes in all, and returns them with the new end.
+func framesWithin(offs []int64, end int64, maxBytes int) ([]int64, int64) {
+	total := int64(0)
+	for i := range offs {
+		next := end
+		if i+1 < len(offs) {
+			next = offs[i+1]
 		}
-		if len(out) > 0 && total+len(data) > maxBytes {
-			break
+		total += next - offs[i] - frameHeaderSize
+		if i > 0 && total > int64(maxBytes) {
+			return offs[:i], offs[i]
 		}
-		total += len(data)
-		out = append(out, data)
+	}
+	return offs, end
+}
+
+// readFrames reads the frames at offs, consecutive in f with the last
+// ending at end, in one read, checks each frame's length and checksum and
+// returns their data; first is the seq of the first, for errors.
+func readFrames(f *os.File, path string, first uint64, offs []int64, end int64) ([][]byte, error) {
+	if len(offs) == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, end-offs[0])
+	if _, err := f.ReadAt(buf, offs[0]); err != nil {
+		return nil, fmt.Errorf("ledger: read entries %d to %d of %s: %w", first, first+uint64(len(offs))-1, path, err)
+	}
+	out := make([][]byte, len(offs))
+	for i, off := range offs {
+		seq := first + uint64(i)
+		next := end
+		if i+1 < len(offs) {
+			next = offs[i+1]
+		}
+		fr := buf[off-offs[0] : next-offs[0]]
+		if len(fr) < frameHeaderSize {
+			return nil, fmt.Errorf("%w: %s: entry %d: frame of %d bytes", ErrCorrupt, path, seq, len(fr))
+		}
+		n := binary.BigEndian.Uint32(fr[0:4])
+		if n == 0 || n > MaxEntrySize || int(n) != len(fr)-frameHeaderSize {
+			return nil, fmt.Errorf("%w: %s: entry %d: length %d does not fit its frame of %d bytes", ErrCorrupt, path, seq, n, len(fr))
+		}
+		data := fr[frameHeaderSize:]
+		if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(fr[8:12]) {
+			return nil, fmt.Errorf("%w: %s: entry %d: checksum mismatch", ErrCorrupt, path, seq)
+		}
+		out[i] = data
 	}
 	return out, nil
 }

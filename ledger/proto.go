@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -127,6 +128,11 @@ func (r *Response) encode(t RequestType) []byte {
 	case ReqCheckpoint:
 		b = appendBytes(b, r.Note)
 	case ReqEntries:
+		size := len(b) + binary.MaxVarintLen64
+		for _, e := range r.Entries {
+			size += binary.MaxVarintLen64 + len(e)
+		}
+		b = slices.Grow(b, size-len(b))
 		b = binary.AppendUvarint(b, uint64(len(r.Entries)))
 		for _, e := range r.Entries {
 			b = appendBytes(b, e)

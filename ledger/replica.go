@@ -101,23 +101,33 @@ func (r *Replica) entryLocked(seq uint64) ([]byte, error) {
 // entries were verified when stored, so Scan does not check their
 // signatures again.
 func (r *Replica) Scan(from uint64, fn func(e *Entry) bool) (uint64, error) {
-	for seq := from; ; seq++ {
+	const chunk = 256 // entries read at once
+	for seq := from; ; {
 		r.mu.Lock()
-		if seq >= uint64(len(r.offsets)) {
+		held := uint64(len(r.offsets))
+		if seq >= held {
 			r.mu.Unlock()
 			return seq, nil
 		}
-		data, err := r.entryLocked(seq)
+		to := min(held, seq+chunk)
+		end := r.end
+		if to < held {
+			end = r.offsets[to]
+		}
+		datas, err := readFrames(r.f, r.path, seq, r.offsets[seq:to], end)
 		r.mu.Unlock()
 		if err != nil {
 			return seq, err
 		}
-		e, err := decodeEntryKnown(data, nil)
-		if err != nil {
-			return seq, fmt.Errorf("ledger: replica %s entry %d: %w", r.path, seq, err)
-		}
-		if !fn(e) {
-			return seq + 1, nil
+		for _, data := range datas {
+			e, err := decodeEntryKnown(data, nil)
+			if err != nil {
+				return seq, fmt.Errorf("ledger: replica %s entry %d: %w", r.path, seq, err)
+			}
+			seq++
+			if !fn(e) {
+				return seq, nil
+			}
 		}
 	}
 }
@@ -168,7 +178,11 @@ func (r *Replica) Sync(ctx context.Context, src Source, cp *Checkpoint) error {
 		ok = true
 		return nil
 	}
-	var buf []byte
+	size := 0
+	for _, e := range fetched {
+		size += frameHeaderSize + len(e)
+	}
+	buf := make([]byte, 0, size)
 	offs := make([]int64, 0, len(fetched))
 	off := r.end
 	for _, e := range fetched {

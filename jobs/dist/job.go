@@ -24,6 +24,7 @@ type job struct {
 	specBytes []byte
 	cancel    context.CancelFunc // set by Manager.start
 	done      chan struct{}      // closed when the run loop ends
+	saveMu    sync.Mutex         // held across reading and storing rec, so saves land in order
 
 	mu       sync.Mutex
 	rec      *record         // persisted part; guarded by mu
@@ -486,7 +487,9 @@ const recordTimeout = 30 * time.Second
 // recordSubmitted records job j's job.submitted entry in the background,
 // unless it was recorded before (a resumed job), and returns a channel
 // closed when that is done. A failure is logged and kept in the job's
-// status.
+// status. The entry's number is persisted with the job's end, or after
+// submittedSaveDelay if the job is still running then (so that a resumed
+// job does not record it again).
 func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 	done := make(chan struct{})
 	j.mu.Lock()
@@ -499,7 +502,6 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		defer close(done)
 		// Not cut short by Close: the append is brief and Close waits.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), recordTimeout)
 		defer cancel()
@@ -515,10 +517,19 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 				j.rec.LedgerSubmitted = &seq
 			}
 		})
+		close(done)
 		if err != nil {
 			m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
 			m.met.ledgerFailures.Inc()
 			return
+		}
+		t := time.NewTimer(submittedSaveDelay)
+		defer t.Stop()
+		select {
+		case <-j.done:
+			return // saved at its end, which waits for done
+		case <-t.C:
+		case <-m.ctx.Done():
 		}
 		if err := m.save(ctx, j); err != nil {
 			m.log.Warn("could not persist a job's ledger entry number", "job", j.id, "err", err)
@@ -526,6 +537,10 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 	}()
 	return done
 }
+
+// submittedSaveDelay is how long a job's job.submitted entry number may
+// wait to be persisted with the job's end before it is persisted alone.
+const submittedSaveDelay = time.Second
 
 // recordVerdict waits for the job.submitted entry (so that the verdict
 // follows it in the log) and records the job.verdict entry.
@@ -560,6 +575,8 @@ func joinError(prev, s string) string {
 }
 
 func (m *Manager) save(ctx context.Context, j *job) error {
+	j.saveMu.Lock()
+	defer j.saveMu.Unlock()
 	j.mu.Lock()
 	rec := *j.rec
 	rec.Results = append([]*jobs.SignedResult(nil), j.rec.Results...)

@@ -6,6 +6,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -278,6 +279,13 @@ func cleanScratch(dir string) bool {
 				return false
 			}
 		case (name == "stdout" || name == "stderr") && de.Type().IsRegular():
+			// Emptied, not removed: a job that writes nothing there
+			// leaves it empty, as it must be. Most are empty already.
+			if fi, err := de.Info(); err != nil {
+				return false
+			} else if fi.Size() == 0 {
+				continue
+			}
 			if err := os.Truncate(filepath.Join(dir, name), 0); err != nil {
 				return false
 			}
@@ -407,11 +415,14 @@ func (r *Runner) store(ctx context.Context, path string, dir bool) (cid.Cid, err
 		if err := plainTree(path); err != nil {
 			return cid.Undef, fmt.Errorf("local: outputs: %w", err)
 		}
-	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		// The program never ran; its capture is empty.
-		if err := os.WriteFile(path, nil, 0o600); err != nil {
-			return cid.Undef, fmt.Errorf("local: create %s: %w", path, err)
+	} else if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// The program wrote nothing there, or never ran: the sandbox
+		// creates a capture file at the first write.
+		c, _, err := r.cfg.Blocks.AddReader(ctx, bytes.NewReader(nil))
+		if err != nil {
+			return cid.Undef, fmt.Errorf("local: store empty %s: %w", filepath.Base(path), err)
 		}
+		return c, nil
 	}
 	c, _, err := r.cfg.Blocks.AddPath(ctx, path)
 	if err != nil {

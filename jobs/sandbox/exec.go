@@ -24,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+	"golang.org/x/sys/unix"
 
 	"github.com/shoalnet/shoal/jobs"
 )
@@ -174,16 +175,10 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		}
 	}
 
-	stdout, err := newCappedFile(t.StdoutPath, t.Stdout, jobs.FailureStdout)
-	if err != nil {
-		return failed(jobs.FailureInternal, "%v", err)
-	}
-	defer stdout.f.Close()
-	stderr, err := newCappedFile(t.StderrPath, t.Stderr, jobs.FailureStderr)
-	if err != nil {
-		return failed(jobs.FailureInternal, "%v", err)
-	}
-	defer stderr.f.Close()
+	stdout := &cappedFile{path: t.StdoutPath, left: t.Stdout, what: jobs.FailureStdout}
+	defer stdout.close()
+	stderr := &cappedFile{path: t.StderrPath, left: t.Stderr, what: jobs.FailureStderr}
+	defer stderr.close()
 
 	outputs := &budgetFS{FS: sysfs.DirFS(t.OutputsDir), left: int64(t.Outputs)}
 	fsc := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(outputs, "/outputs")
@@ -214,12 +209,14 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		return failed(jobs.FailureWorker, "%v", err)
 	}
 	t1 := time.Now()
-	err = instantiate(rctx, e.rt, compiled.mod, mc)
+	err := instantiate(rctx, e.rt, compiled.mod, mc)
 	runTime := time.Since(t1)
 	mem.release()
 	out := &Outcome{ExitCode: 0}
 	var exit *sys.ExitError
 	switch {
+	case stdout.err != nil || stderr.err != nil:
+		out = failed(jobs.FailureInternal, "%v", errors.Join(stdout.err, stderr.err))
 	case stdout.exceeded:
 		out = failed(jobs.FailureStdout, "program wrote more than its stdout limit of %d bytes", t.Stdout)
 	case stderr.exceeded:
@@ -312,34 +309,45 @@ type limitExceeded struct{ what jobs.Failure }
 
 func (l limitExceeded) Error() string { return "sandbox: limit exceeded: " + string(l.what) }
 
-// cappedFile writes up to max bytes to a file and stops the program when
-// it writes more.
+// cappedFile writes up to left bytes to the file at path and stops the
+// program when it writes more. The file is created (or emptied) at the
+// first write, so a program that writes nothing leaves none; a failure to
+// create it stops the program too.
 type cappedFile struct {
-	f        *os.File
+	path     string
+	f        *os.File // nil until the first write
 	left     uint64
 	what     jobs.Failure
 	exceeded bool
-}
-
-func newCappedFile(path string, max uint64, what jobs.Failure) (*cappedFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: create capture file: %w", err)
-	}
-	return &cappedFile{f: f, left: max, what: what}, nil
+	err      error // creating the file failed
 }
 
 func (c *cappedFile) Write(p []byte) (int, error) {
+	if c.f == nil {
+		// A plain blocking descriptor: a regular file gains nothing from
+		// the runtime's poller, and os.OpenFile would try to register it.
+		fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			c.err = fmt.Errorf("sandbox: create capture file %s: %w", c.path, err)
+			panic(limitExceeded{jobs.FailureInternal})
+		}
+		c.f = os.NewFile(uintptr(fd), c.path)
+	}
 	if uint64(len(p)) > c.left {
-		n, _ := c.f.Write(p[:c.left])
+		c.f.Write(p[:c.left])
 		c.left = 0
 		c.exceeded = true
-		_ = n
 		panic(limitExceeded{c.what})
 	}
 	n, err := c.f.Write(p)
 	c.left -= uint64(n)
 	return n, err
+}
+
+func (c *cappedFile) close() {
+	if c.f != nil {
+		c.f.Close()
+	}
 }
 
 // memoryLimit allocates linear memory up to limit bytes and records the

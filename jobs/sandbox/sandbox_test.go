@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +138,34 @@ func TestHello(t *testing.T) {
 	}
 	if o.PeakMemory == 0 {
 		t.Error("peak memory = 0")
+	}
+}
+
+// TestCaptureFiles checks that a capture file is made at the program's
+// first write to it (hello writes no stderr, so none is made), that a
+// stale capture is emptied by a write, and that a capture file that
+// cannot be made fails the run with a reason naming it.
+func TestCaptureFiles(t *testing.T) {
+	p := newPool(t, Config{Slots: 1})
+	j := newJob(t, example(t, "hello"))
+	if err := os.WriteFile(j.task.StdoutPath, []byte("stale output of an earlier job, longer than hello's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := run(t, p, j, time.Minute); o.Failure != "" || o.ExitCode != 0 {
+		t.Fatalf("outcome = %+v, want exit 0", o)
+	}
+	if got, want := j.stdout(t), "hello from shoal\n"; got != want {
+		t.Fatalf("stdout = %q, want %q", got, want)
+	}
+	if _, err := os.Lstat(j.task.StderrPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stderr capture of a program that wrote none: %v, want none made", err)
+	}
+
+	j = newJob(t, example(t, "hello"))
+	j.task.StdoutPath = filepath.Join(j.scratch, "missing-dir", "stdout")
+	o := run(t, p, j, time.Minute)
+	if o.Failure != jobs.FailureInternal || !strings.Contains(o.Reason, "missing-dir/stdout") {
+		t.Fatalf("outcome = %+v, want an internal failure naming the capture file", o)
 	}
 }
 
