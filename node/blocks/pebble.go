@@ -4,13 +4,17 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // PebbleOptions returns pebble options suited to a datastore that holds
 // blocks (values of up to 2 MiB, mostly 256 KiB): values of 4 KiB and more
 // are kept in blob files that compactions do not rewrite, which cuts write
 // amplification for payloads several-fold, and the memtable is large
-// enough to absorb a few hundred MiB in flight. Pass it to go-ds-pebble
+// enough to absorb a few hundred MiB in flight. Tables carry bloom filters:
+// most lookups are for keys that are absent (a block not yet stored, a job
+// announcement not yet seen), and without a filter each of those reads
+// index and data blocks of every table that could hold the key. Pass it to go-ds-pebble
 // with pebbleds.WithPebbleOpts when opening the node's store. Each call
 // returns a fresh value.
 func PebbleOptions() *pebble.Options {
@@ -22,6 +26,8 @@ func PebbleOptions() *pebble.Options {
 		L0StopWritesThreshold:       32,
 		BytesPerSync:                4 << 20,
 	}
+	// Every level inherits the filter of the one above it.
+	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	// Payloads are mostly compressed or random bytes: compressing them
 	// costs CPU for nothing.
 	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
