@@ -157,6 +157,7 @@ func (m *Manager) run(ctx context.Context, j *job) {
 	defer acancel()
 	events := make(chan event, 4*n)
 	outstanding := 0
+	unsaved := false // results received since the job was last saved
 	revealPhase := false
 	var commitC <-chan time.Time
 	var retryC <-chan time.Time
@@ -210,9 +211,7 @@ func (m *Manager) run(ctx context.Context, j *job) {
 					rs.Error = fmt.Sprintf("%s could not run it: %s %s", ev.worker, r.Result.Failure, r.Result.Reason)
 				})
 			}
-			if err := m.save(ctx, j); err != nil {
-				log.Warn("could not persist job result", "err", err)
-			}
+			unsaved = true
 		case evFailed:
 			outstanding--
 			m.met.failures.WithLabelValues(ev.code.String()).Inc()
@@ -337,7 +336,15 @@ loop:
 			}
 		}
 		if terminal && outstanding == 0 {
-			break
+			break // finish saves the job with its results
+		}
+		if unsaved {
+			// Results are kept before waiting on anything more, so a
+			// resumed job does not run them again.
+			if err := m.save(ctx, j); err != nil {
+				log.Warn("could not persist job result", "err", err)
+			}
+			unsaved = false
 		}
 		var changed <-chan struct{}
 		if retryC != nil {

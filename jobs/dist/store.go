@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -199,6 +200,7 @@ func (s *store) pending(ctx context.Context) ([]*record, error) {
 }
 
 // seenAtKey indexes a stored announcement by the time it was stored
+// (written by earlier versions, which indexed each job; still pruned)
 // (zero-padded unix milliseconds, so keys sort by time), for pruning.
 func seenAtKey(at time.Time, id cid.Cid) datastore.Key {
 	return datastore.NewKey(fmt.Sprintf("/seen-at/%015d/%s", at.UnixMilli(), id))
@@ -217,32 +219,23 @@ func seenBatchAtKey(at time.Time, hash string) datastore.Key {
 
 // putAnnouncedBatch stores a checked envelope of announcements (one or a
 // batch) of the jobs ids once, and for each job a reference to it, in one
-// write.
-// Each job and the batch are indexed by the time for pruning.
+// write. The batch is indexed by the time it was first stored, with the
+// IDs of its jobs, for pruning: a job's reference goes with the newest
+// batch that announced it.
 func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, ids []cid.Cid) error {
 	hash := hashOf(data)
-	now := time.Now()
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return err
 	}
 	ref := []byte(batchRef + hash)
 	for _, id := range ids {
-		had, err := s.ds.Has(ctx, seenKey(id))
-		if err != nil {
-			return fmt.Errorf("dist: look up announcement of job %s: %w", id, err)
-		}
-		if !had {
-			if err := b.Put(ctx, seenAtKey(now, id), nil); err != nil {
-				return err
-			}
-		}
 		if err := b.Put(ctx, seenKey(id), ref); err != nil {
 			return err
 		}
 	}
 	// The same envelope heard again (after the pubsub seen-TTL) is
-	// stored once, and pruned by its first time like its jobs.
+	// stored once, and pruned by its first time.
 	stored, err := s.ds.Has(ctx, seenBatchKey(hash))
 	if err != nil {
 		return fmt.Errorf("dist: look up announcement batch %s: %w", hash, err)
@@ -251,7 +244,7 @@ func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, ids []cid.Ci
 		if err := b.Put(ctx, seenBatchKey(hash), data); err != nil {
 			return err
 		}
-		if err := b.Put(ctx, seenBatchAtKey(now, hash), nil); err != nil {
+		if err := b.Put(ctx, seenBatchAtKey(time.Now(), hash), encodeIDs(ids)); err != nil {
 			return err
 		}
 	}
@@ -259,6 +252,36 @@ func (s *store) putAnnouncedBatch(ctx context.Context, data []byte, ids []cid.Ci
 		return fmt.Errorf("dist: store %d announcements: %w", len(ids), err)
 	}
 	return nil
+}
+
+// encodeIDs lists CIDs as a /seen-batch-at value: each one's bytes after
+// their length as a uvarint.
+func encodeIDs(ids []cid.Cid) []byte {
+	var b []byte
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(id.ByteLen()))
+		b = append(b, id.Bytes()...)
+	}
+	return b
+}
+
+// decodeIDs reads a /seen-batch-at value; an empty one (batches stored
+// before the value was kept, whose jobs have /seen-at keys) lists none.
+func decodeIDs(b []byte) ([]cid.Cid, error) {
+	var ids []cid.Cid
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return ids, errors.New("dist: malformed job list of a stored batch")
+		}
+		id, err := cid.Cast(b[k : k+int(n)])
+		if err != nil {
+			return ids, fmt.Errorf("dist: job list of a stored batch: %w", err)
+		}
+		ids = append(ids, id)
+		b = b[k+int(n):]
+	}
+	return ids, nil
 }
 
 // loadAnnounced returns the stored envelope that holds job id's
@@ -301,8 +324,8 @@ func (s *store) pruneAnnounced(ctx context.Context, cutoff time.Time) (int, erro
 			return n, fmt.Errorf("dist: prune announcement index %s: %w", k, err)
 		}
 	}
-	// The batches, stored when their jobs were first or last seen: a job
-	// still kept names a batch stored no earlier than itself.
+	// The batches, and the references of their jobs that still name them
+	// (a job announced again names the newer batch).
 	batches, err := s.keysBefore(ctx, "/seen-batch-at", seenBatchAtKey(cutoff, "").String())
 	if err != nil {
 		return n, err
@@ -310,8 +333,28 @@ func (s *store) pruneAnnounced(ctx context.Context, cutoff time.Time) (int, erro
 	for _, k := range batches {
 		// /seen-batch-at/<ms>/<hash>
 		if ns := k.Namespaces(); len(ns) == 3 {
-			if err := s.ds.Delete(ctx, seenBatchKey(ns[2])); err != nil && !errors.Is(err, datastore.ErrNotFound) {
-				return n, fmt.Errorf("dist: prune announcement batch %s: %w", ns[2], err)
+			hash := ns[2]
+			v, err := s.ds.Get(ctx, k)
+			if err != nil && !errors.Is(err, datastore.ErrNotFound) {
+				return n, fmt.Errorf("dist: read announcement index %s: %w", k, err)
+			}
+			// A damaged list yields the IDs before the damage; the batch
+			// goes all the same, and references to it left behind read
+			// as not found.
+			ids, _ := decodeIDs(v)
+			ref := []byte(batchRef + hash)
+			for _, id := range ids {
+				cur, err := s.ds.Get(ctx, seenKey(id))
+				if err != nil || !bytes.Equal(cur, ref) {
+					continue
+				}
+				if err := s.ds.Delete(ctx, seenKey(id)); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+					return n, fmt.Errorf("dist: prune announcement of job %s: %w", id, err)
+				}
+				n++
+			}
+			if err := s.ds.Delete(ctx, seenBatchKey(hash)); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+				return n, fmt.Errorf("dist: prune announcement batch %s: %w", hash, err)
 			}
 		}
 		if err := s.ds.Delete(ctx, k); err != nil && !errors.Is(err, datastore.ErrNotFound) {

@@ -1,11 +1,13 @@
 package dist
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 )
@@ -26,8 +28,8 @@ func TestPruneAnnounced(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	cutoff := time.Now()
 	time.Sleep(5 * time.Millisecond)
-	// Job 1 heard again, in a batch of its own: still indexed by the
-	// first time, read from the newer batch.
+	// Job 1 heard again, in a batch of its own: its reference names the
+	// newer batch and goes with it.
 	newer := specs[1].ID
 	body, err := announcementBody(specs[1], all1[1].Status())
 	if err != nil {
@@ -52,14 +54,14 @@ func TestPruneAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := st.pruneAnnounced(ctx, cutoff)
-	if err != nil || n != 2 {
-		t.Fatalf("pruneAnnounced = %d, %v; want 2 (both first heard before the cutoff)", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("pruneAnnounced = %d, %v; want 1 (job 0, whose only batch is before the cutoff)", n, err)
 	}
 	if _, err := st.openAnnounced(ctx, old); !errors.Is(err, datastore.ErrNotFound) {
 		t.Fatalf("the old announcement is still there: %v", err)
 	}
-	if _, err := st.ds.Get(ctx, seenKey(newer)); !errors.Is(err, datastore.ErrNotFound) {
-		t.Fatalf("the announcement of job 1 is still there: %v", err)
+	if got, err := st.openAnnounced(ctx, newer); err != nil || got.Spec.ID != newer {
+		t.Fatalf("job 1, announced again after the cutoff, was pruned: %v", err)
 	}
 	// The newer batch stays until its own time comes.
 	if n, err := st.pruneAnnounced(ctx, cutoff); err != nil || n != 0 {
@@ -76,6 +78,39 @@ func TestPruneAnnounced(t *testing.T) {
 	}
 	if ok, _ := st.ds.Has(ctx, seenBatchKey(hashOf(b2))); ok {
 		t.Error("the newer batch outlived a cutoff after it")
+	}
+	if _, err := st.ds.Get(ctx, seenKey(newer)); !errors.Is(err, datastore.ErrNotFound) {
+		t.Fatalf("job 1's reference outlived its batch: %v", err)
+	}
+	// An index written by an earlier version (per job, no job list).
+	legacy := specs[0].ID
+	if err := st.ds.Put(ctx, seenKey(legacy), []byte(batchRef+hashOf(b1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ds.Put(ctx, seenAtKey(cutoff.Add(-time.Second), legacy), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.pruneAnnounced(ctx, cutoff); err != nil || n != 1 {
+		t.Fatalf("pruneAnnounced of an earlier version's index = %d, %v; want 1", n, err)
+	}
+	if _, err := st.ds.Get(ctx, seenKey(legacy)); !errors.Is(err, datastore.ErrNotFound) {
+		t.Fatalf("the earlier version's reference is still there: %v", err)
+	}
+}
+
+func TestDecodeIDs(t *testing.T) {
+	specs, _ := sealedBatch(t, testKey(t, 1), 3)
+	ids := []cid.Cid{specs[0].ID, specs[1].ID, specs[2].ID}
+	b := encodeIDs(ids)
+	got, err := decodeIDs(b)
+	if err != nil || len(got) != 3 || got[2] != ids[2] {
+		t.Fatalf("decodeIDs(encodeIDs) = %v, %v", got, err)
+	}
+	if got, err := decodeIDs(nil); err != nil || len(got) != 0 {
+		t.Fatalf("decodeIDs(empty) = %v, %v; want none", got, err)
+	}
+	if got, err := decodeIDs(b[:len(b)-3]); err == nil || len(got) != 2 {
+		t.Fatalf("decodeIDs(truncated) = %d IDs, %v; want the first 2 and an error", len(got), err)
 	}
 }
 
@@ -100,4 +135,19 @@ func TestAnnouncedBatchRead(t *testing.T) {
 	if v, err := st.ds.Get(ctx, seenKey(specs[2].ID)); err != nil || string(v) != batchRef+hashOf(b) {
 		t.Errorf("/seen entry = %q, %v; want a reference to the batch", v, err)
 	}
+}
+
+// FuzzDecodeIDs checks that any stored job list decodes without a panic,
+// and that what decodes encodes back to the bytes it came from.
+func FuzzDecodeIDs(f *testing.F) {
+	specs, _ := sealedBatch(f, testKey(f, 1), 2)
+	f.Add(encodeIDs([]cid.Cid{specs[0].ID, specs[1].ID}))
+	f.Add([]byte{})
+	f.Add([]byte{0x24, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := decodeIDs(b)
+		if err == nil && !bytes.Equal(encodeIDs(ids), b) {
+			t.Fatalf("decodeIDs(%x) = %v, which encodes differently", b, ids)
+		}
+	})
 }
