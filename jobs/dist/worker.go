@@ -241,6 +241,22 @@ func decline(conn *proto.Conn, job *proto.Offer, code proto.Code, reason string)
 func (w *Worker) admit() (proto.Code, string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	code, reason, ok := w.wouldAdmitLocked()
+	if ok {
+		w.admitted++
+	}
+	return code, reason, ok
+}
+
+// wouldAdmit reports whether an offer would be admitted now, taking
+// nothing.
+func (w *Worker) wouldAdmit() (proto.Code, string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.wouldAdmitLocked()
+}
+
+func (w *Worker) wouldAdmitLocked() (proto.Code, string, bool) {
 	switch {
 	case w.closed:
 		return proto.CodeShuttingDown, "the worker is shutting down", false
@@ -249,7 +265,6 @@ func (w *Worker) admit() (proto.Code, string, bool) {
 	case w.admitted >= w.cfg.Slots+w.cfg.Queue:
 		return proto.CodeBusy, fmt.Sprintf("all %d slots are busy", w.cfg.Slots), false
 	}
-	w.admitted++
 	return 0, "", true
 }
 
@@ -270,6 +285,11 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 	if !ok {
 		conn.Write(&proto.Error{Job: msg.JobCID(), Code: proto.CodeProtocol, Message: fmt.Sprintf("expected an offer, got %s", msg.Type())}, workerWriteTimeout)
 		return fmt.Errorf("peer %s opened with %s instead of an offer", remote, msg.Type())
+	}
+	// A full worker says so before it decodes and checks the spec; the
+	// admission below is the one that counts.
+	if code, reason, ok := w.wouldAdmit(); !ok {
+		return decline(conn, offer, code, reason)
 	}
 	spec, err := jobs.DecodeSignedSpec(offer.Spec)
 	if err != nil {
