@@ -107,21 +107,13 @@ func TestLedgerResultSeenBeforeJobEnded(t *testing.T) {
 	// replicated; the early result's job has not ended yet.
 	a.ledgerJobEnded(dist.Status{Job: pending.Result.Job, Results: []dist.ResultStatus{{Worker: b.PeerID(), CID: pending.CID}}})
 	recordExecuted(ctx, t, a, b, early)
-	waitFor(ctx, t, "a scans b's log past the early result", func() bool {
-		a.ledgerReplicate(b.PeerID())
-		time.Sleep(100 * time.Millisecond)
-		a.ledger.mu.Lock()
-		defer a.ledger.mu.Unlock()
-		return a.ledger.scanned[b.PeerID()] >= b.Ledger().Size()
+	replicateUntil(ctx, t, a, b, "a scans b's log past the early result", func(l *ledgerArea) bool {
+		return l.scanned[b.PeerID()] >= b.Ledger().Size()
 	})
 	a.ledgerJobEnded(dist.Status{Job: early.Result.Job, Results: []dist.ResultStatus{{Worker: b.PeerID(), CID: early.CID}}})
 	recordExecuted(ctx, t, a, b, pending)
-	waitFor(ctx, t, "a finds the pending result", func() bool {
-		a.ledgerReplicate(b.PeerID())
-		time.Sleep(100 * time.Millisecond)
-		a.ledger.mu.Lock()
-		defer a.ledger.mu.Unlock()
-		return len(a.ledger.expect[b.PeerID()]) == 0
+	replicateUntil(ctx, t, a, b, "a finds the pending result", func(l *ledgerArea) bool {
+		return len(l.expect[b.PeerID()]) == 0
 	})
 	time.Sleep(time.Second) // past the grace
 	a.ledgerReplicate(b.PeerID())
@@ -129,6 +121,19 @@ func TestLedgerResultSeenBeforeJobEnded(t *testing.T) {
 	if got := counterValue(t, a); got != 0 {
 		t.Fatalf("shoal_ledger_unrecorded_results_total = %v, want 0: b recorded every result", got)
 	}
+}
+
+// replicateUntil has a replicate b's log until cond, called with a's
+// ledger locked, holds.
+func replicateUntil(ctx context.Context, t *testing.T, a, b *Node, what string, cond func(l *ledgerArea) bool) {
+	t.Helper()
+	waitFor(ctx, t, what, func() bool {
+		a.ledgerReplicate(b.PeerID())
+		time.Sleep(100 * time.Millisecond)
+		a.ledger.mu.Lock()
+		defer a.ledger.mu.Unlock()
+		return cond(a.ledger)
+	})
 }
 
 // ledgerPair starts a submitter a (with a short record grace) and a
