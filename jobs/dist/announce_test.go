@@ -320,6 +320,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	spec, st := finishedStatus(t, key, []crypto.PrivKey{testKey(t, 2), testKey(t, 3)}, nil, 2)
 	rec := &record{Version: recordVersion, Spec: spec, State: jobs.StateDone, Verdict: st.Verdict, Reason: st.Reason,
 		Attempts: 2, Created: time.UnixMilli(1), Updated: time.UnixMilli(2), Deadline: time.UnixMilli(3)}
+	for i := range spec.Envelope.Replicas {
+		rec.Replicas = append(rec.Replicas, ReplicaStatus{Replica: i, Worker: st.Results[i].Worker, State: jobs.StateDone, Attempts: 1})
+	}
 	for _, r := range st.Results {
 		sr, err := jobs.DecodeSignedResult(r.Signed)
 		if err != nil {
@@ -335,11 +338,26 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decodeRecord(encodeRecord) = %v", err)
 	}
-	if got.Spec.ID != spec.ID || len(got.Results) != 2 || got.Verdict != quorum.Verified {
+	if got.Spec.ID != spec.ID || len(got.Results) != 2 || got.Verdict != quorum.Verified ||
+		len(got.Replicas) != 2 || got.Replicas[1].Worker != st.Results[1].Worker {
 		t.Fatalf("decodeRecord = %+v", got)
 	}
+	if s := newJob(got).status(); s.Workers[1].Worker != st.Results[1].Worker || s.Workers[1].State != jobs.StateDone {
+		t.Fatalf("status of a stored ended job: workers %+v", s.Workers)
+	}
+	// Replica statuses that do not fit the job are refused.
+	rec.Replicas = rec.Replicas[:1]
+	short, err := encodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Replicas = []ReplicaStatus{{Replica: 1, State: jobs.StateDone}, {Replica: 0, State: "lost"}}
+	wrong, err := encodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, bad := range []string{
-		`{}`, `{"version":2}`, string(b) + " {}",
+		`{}`, `{"version":2}`, string(b) + " {}", string(short), string(wrong),
 		`{"version":1,"spec":"","state":"done","attempts":0,"created":"2020-01-01T00:00:00Z","updated":"2020-01-01T00:00:00Z","deadline":"2020-01-01T00:00:00Z"}`,
 	} {
 		if _, err := decodeRecord([]byte(bad)); err == nil {
@@ -379,6 +397,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	spec, _ := finishedStatus(f, key, []crypto.PrivKey{testKey(f, 2)}, nil, 1)
 	b, err := encodeRecord(&record{Version: recordVersion, Spec: spec, State: jobs.StateQueued})
 	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	ended := &record{Version: recordVersion, Spec: spec, State: jobs.StateDone,
+		Replicas: []ReplicaStatus{{Replica: 0, Worker: spec.Envelope.Submitter, State: jobs.StateDone, Attempts: 1}}}
+	if b, err = encodeRecord(ended); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)

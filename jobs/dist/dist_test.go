@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/jobs/quorum"
@@ -19,6 +21,18 @@ func TestOneReplica(t *testing.T) {
 	}
 	if len(st.Results) != 1 || st.Results[0].Worker == c.nodes[0].id || !st.Results[0].Agrees {
 		t.Fatalf("results = %+v, want one agreeing result from another node", st.Results)
+	}
+	// An ended job leaves memory and is read from the store.
+	waitFor(t, "the ended job to leave memory", func() bool { return c.mgr.lookup(st.Job) == nil })
+	ctx := context.Background()
+	if got, err := c.mgr.Wait(ctx, st.Job); err != nil || got.Verdict != quorum.Verified || len(got.Results) != 1 {
+		t.Fatalf("Wait on the ended job = %+v, %v", got, err)
+	}
+	if err := c.mgr.Cancel(ctx, st.Job); err != nil {
+		t.Fatalf("Cancel of an ended job = %v, want nil", err)
+	}
+	if err := c.mgr.Submit(ctx, c.mgr.mustSpec(t, st.Job)); err != nil || c.mgr.lookup(st.Job) != nil {
+		t.Fatalf("submitting the ended job again = %v (in memory: %v); want a no-op", err, c.mgr.lookup(st.Job) != nil)
 	}
 	// Reading it back after a restart of the manager gives the same.
 	c.mgr.Close()
@@ -271,4 +285,14 @@ func TestManagerConfigRetries(t *testing.T) {
 			t.Errorf("Retries %d after defaults = %d, want %d", tt.in, c.Retries, tt.want)
 		}
 	}
+}
+
+// mustSpec reads the spec of stored job id.
+func (m *Manager) mustSpec(t *testing.T, id cid.Cid) *jobs.SignedSpec {
+	t.Helper()
+	rec, err := m.st.get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec.Spec
 }

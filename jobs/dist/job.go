@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type job struct {
 	blocker  string          // guarded by mu
 	replicas []ReplicaStatus // guarded by mu
 	canceled bool            // guarded by mu
+	endSaved bool            // the job's end is in the store; guarded by mu
 	changed  chan struct{}   // closed and replaced on every change; guarded by mu
 }
 
@@ -39,9 +41,13 @@ func newJob(rec *record) *job {
 	b, _ := rec.Spec.Encode()
 	j := &job{id: rec.Spec.ID, spec: rec.Spec, specBytes: b, rec: rec, state: rec.State,
 		done: make(chan struct{}), changed: make(chan struct{})}
-	j.replicas = make([]ReplicaStatus, rec.Spec.Envelope.Replicas)
-	for i := range j.replicas {
-		j.replicas[i] = ReplicaStatus{Replica: i, State: jobs.StateQueued}
+	if len(rec.Replicas) == rec.Spec.Envelope.Replicas {
+		j.replicas = slices.Clone(rec.Replicas) // an ended job's, as it ended
+	} else {
+		j.replicas = make([]ReplicaStatus, rec.Spec.Envelope.Replicas)
+		for i := range j.replicas {
+			j.replicas[i] = ReplicaStatus{Replica: i, State: jobs.StateQueued}
+		}
 	}
 	if rec.State.Terminal() {
 		close(j.done)
@@ -463,11 +469,14 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 		}
 	}
 	j.rec.State = j.state
+	j.rec.Replicas = slices.Clone(j.replicas)
 	j.notifyLocked()
 	j.mu.Unlock()
 	recorded := time.Now()
 	if err := m.save(sctx, j); err != nil {
 		m.log.Error("could not persist the end of a job", "job", j.id, "err", err)
+	} else {
+		j.update(func() { j.endSaved = true })
 	}
 	saved := time.Now()
 	if canceled {

@@ -169,7 +169,7 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	jobs   map[cid.Cid]*job // guarded by mu
+	jobs   map[cid.Cid]*job // guarded by mu; jobs running or to resume (see forget)
 	closed bool             // guarded by mu
 }
 
@@ -233,10 +233,8 @@ func (m *Manager) Submit(ctx context.Context, spec *jobs.SignedSpec) error {
 	if _, ok := m.jobs[spec.ID]; ok {
 		return nil
 	}
-	if rec, err := m.st.get(ctx, spec.ID); err == nil {
-		// Finished before (or resumed already); keep it readable.
-		m.jobs[spec.ID] = newJob(rec)
-		return nil
+	if _, err := m.st.get(ctx, spec.ID); err == nil {
+		return nil // ended before: Status reads it from the store
 	}
 	now := time.Now()
 	rec := &record{Version: recordVersion, Spec: spec, State: jobs.StateQueued,
@@ -259,7 +257,25 @@ func (m *Manager) start(j *job) {
 		defer m.wg.Done()
 		defer cancel()
 		m.run(ctx, j)
+		m.forget(j)
 	}()
+}
+
+// forget drops j from memory once its end is stored: a node's memory does
+// not grow with the jobs it ever submitted, and reads of an ended job go
+// to the store.
+func (m *Manager) forget(j *job) {
+	j.mu.Lock()
+	saved := j.endSaved
+	j.mu.Unlock()
+	if !saved {
+		return // still to resume, or only in memory: kept
+	}
+	m.mu.Lock()
+	if m.jobs[j.id] == j {
+		delete(m.jobs, j.id)
+	}
+	m.mu.Unlock()
 }
 
 func (m *Manager) lookup(id cid.Cid) *job {
@@ -335,6 +351,9 @@ func (m *Manager) Wait(ctx context.Context, id cid.Cid) (Status, error) {
 func (m *Manager) Cancel(ctx context.Context, id cid.Cid) error {
 	j := m.lookup(id)
 	if j == nil {
+		if _, err := m.st.get(ctx, id); err == nil {
+			return nil // it has ended
+		}
 		return fmt.Errorf("dist: cancel job %s: %w (only its submitter can cancel it)", id, ErrUnknownJob)
 	}
 	j.mu.Lock()

@@ -41,9 +41,12 @@ type record struct {
 	Results     []*jobs.SignedResult // every signed result received, in arrival order
 	Disagreeing []peer.ID
 	Attempts    int
-	Created     time.Time
-	Updated     time.Time
-	Deadline    time.Time
+	// Replicas holds each replica's last status (worker, attempts, last
+	// error), stored at the job's end so that it is read back whole.
+	Replicas []ReplicaStatus
+	Created  time.Time
+	Updated  time.Time
+	Deadline time.Time
 	// Ledger sequence numbers of the job's job.submitted and job.verdict
 	// entries in this node's ledger, and any failure to record them.
 	LedgerSubmitted *uint64
@@ -52,17 +55,18 @@ type record struct {
 }
 
 type recordJSON struct {
-	Version     int         `json:"version"`
-	Spec        []byte      `json:"spec"`
-	State       jobs.State  `json:"state"`
-	Verdict     quorum.Kind `json:"verdict,omitempty"`
-	Reason      string      `json:"reason,omitempty"`
-	Results     [][]byte    `json:"results,omitempty"`
-	Disagreeing []peer.ID   `json:"disagreeing,omitempty"`
-	Attempts    int         `json:"attempts"`
-	Created     time.Time   `json:"created"`
-	Updated     time.Time   `json:"updated"`
-	Deadline    time.Time   `json:"deadline"`
+	Version     int             `json:"version"`
+	Spec        []byte          `json:"spec"`
+	State       jobs.State      `json:"state"`
+	Verdict     quorum.Kind     `json:"verdict,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	Results     [][]byte        `json:"results,omitempty"`
+	Disagreeing []peer.ID       `json:"disagreeing,omitempty"`
+	Attempts    int             `json:"attempts"`
+	Replicas    []ReplicaStatus `json:"replicas,omitempty"`
+	Created     time.Time       `json:"created"`
+	Updated     time.Time       `json:"updated"`
+	Deadline    time.Time       `json:"deadline"`
 
 	LedgerSubmitted *uint64 `json:"ledger_submitted,omitempty"`
 	LedgerVerdict   *uint64 `json:"ledger_verdict,omitempty"`
@@ -75,7 +79,7 @@ func encodeRecord(r *record) ([]byte, error) {
 		return nil, err
 	}
 	w := recordJSON{Version: r.Version, Spec: spec, State: r.State, Verdict: r.Verdict, Reason: r.Reason,
-		Disagreeing: r.Disagreeing, Attempts: r.Attempts, Created: r.Created, Updated: r.Updated, Deadline: r.Deadline,
+		Disagreeing: r.Disagreeing, Attempts: r.Attempts, Replicas: r.Replicas, Created: r.Created, Updated: r.Updated, Deadline: r.Deadline,
 		LedgerSubmitted: r.LedgerSubmitted, LedgerVerdict: r.LedgerVerdict, LedgerError: r.LedgerError}
 	for _, res := range r.Results {
 		b, err := res.Encode()
@@ -88,8 +92,8 @@ func encodeRecord(r *record) ([]byte, error) {
 }
 
 // decodeRecord decodes and checks a stored record: size, strict JSON,
-// version, state and verdict names, the spec's and every result's
-// signature, and that every result is for the record's job.
+// version, state and verdict names, replica statuses, the spec's and every
+// result's signature, and that every result is for the record's job.
 func decodeRecord(data []byte) (*record, error) {
 	if len(data) > maxRecordSize {
 		return nil, fmt.Errorf("dist: job record of %d bytes, over %d", len(data), maxRecordSize)
@@ -122,8 +126,16 @@ func decodeRecord(data []byte) (*record, error) {
 		return nil, fmt.Errorf("dist: job record: %w", err)
 	}
 	r := &record{Version: w.Version, Spec: spec, State: w.State, Verdict: w.Verdict, Reason: w.Reason,
-		Disagreeing: w.Disagreeing, Attempts: w.Attempts, Created: w.Created, Updated: w.Updated, Deadline: w.Deadline,
+		Disagreeing: w.Disagreeing, Attempts: w.Attempts, Replicas: w.Replicas, Created: w.Created, Updated: w.Updated, Deadline: w.Deadline,
 		LedgerSubmitted: w.LedgerSubmitted, LedgerVerdict: w.LedgerVerdict, LedgerError: w.LedgerError}
+	if n := len(w.Replicas); n != 0 && n != spec.Envelope.Replicas {
+		return nil, fmt.Errorf("dist: job record %s: %d replica statuses for %d replicas", spec.ID, n, spec.Envelope.Replicas)
+	}
+	for i, rs := range w.Replicas {
+		if rs.Replica != i || !rs.State.Valid() || rs.Attempts < 0 {
+			return nil, fmt.Errorf("dist: job record %s: replica status %d (replica %d, state %q, attempts %d) is not valid", spec.ID, i, rs.Replica, rs.State, rs.Attempts)
+		}
+	}
 	for i, b := range w.Results {
 		res, err := jobs.DecodeSignedResult(b)
 		if err != nil {
