@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -50,8 +51,13 @@ type jobService struct {
 	pool   *sandbox.Pool
 	runner *local.Runner
 
-	mu   sync.Mutex             // guards recs and each record's info and changed
-	recs map[cid.Cid]*jobRecord // every known job
+	mu   sync.Mutex             // guards recs, ended and each record's info and changed
+	recs map[cid.Cid]*jobRecord // jobs running, to run, or ended lately (see forgetEnded)
+	// ended lists the jobs in recs whose end is stored, oldest first;
+	// past maxEndedInMemory the oldest leave memory and are read from the
+	// datastore, so that memory does not grow with a node's job history.
+	ended     []cid.Cid
+	keepEnded int // maxEndedInMemory; smaller in tests
 
 	runs     *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -93,11 +99,12 @@ type storedJob struct {
 
 func (n *Node) startJobs(ctx context.Context) error {
 	s := &jobService{
-		n:    n,
-		log:  n.log.With("subsystem", "jobs"),
-		ds:   n.Namespace("jobs"),
-		dir:  filepath.Join(n.repo, "jobs"),
-		recs: map[cid.Cid]*jobRecord{},
+		n:         n,
+		log:       n.log.With("subsystem", "jobs"),
+		ds:        n.Namespace("jobs"),
+		dir:       filepath.Join(n.repo, "jobs"),
+		recs:      map[cid.Cid]*jobRecord{},
+		keepEnded: maxEndedInMemory,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_jobs_local_total", Help: "Jobs run on this node, by final state.",
 		}, []string{"state"}),
@@ -171,29 +178,30 @@ func (s *jobService) load(ctx context.Context) error {
 		if e.Error != nil {
 			return fmt.Errorf("read stored jobs: %w", e.Error)
 		}
-		var st storedJob
-		if err := json.Unmarshal(e.Value, &st); err != nil {
+		var head struct {
+			Info struct {
+				State string `json:"state"`
+			} `json:"info"`
+		}
+		if err := json.Unmarshal(e.Value, &head); err != nil {
 			s.log.Warn("skipping unreadable stored job", "key", e.Key, "err", err)
 			continue
 		}
-		spec, err := jobs.DecodeSignedSpec(st.Spec)
-		if err != nil {
-			s.log.Warn("skipping stored job with a bad spec", "key", e.Key, "err", err)
+		if st, _ := jobs.ParseState(head.Info.State); st.Terminal() {
+			continue // ended: read from the datastore when asked for
+		}
+		rec, err := decodeStoredJob(e.Value)
+		if rec == nil {
+			s.log.Warn("skipping unreadable stored job", "key", e.Key, "err", err)
 			continue
 		}
-		rec := &jobRecord{info: st.Info, spec: spec}
-		if st.Result != nil {
-			if rec.result, err = jobs.DecodeSignedResult(st.Result); err != nil {
-				s.log.Warn("stored job has a bad result; running it again", "job", spec.ID, "err", err)
-				rec.result = nil
-				rec.info.State = string(jobs.StateQueued)
-			}
+		if err != nil {
+			s.log.Warn("stored job has a bad result; running it again", "job", rec.spec.ID, "err", err)
+			rec.result = nil
 		}
-		s.recs[spec.ID] = rec
-		if st, _ := jobs.ParseState(rec.info.State); !st.Terminal() {
-			rec.info.State = string(jobs.StateQueued)
-			pending = append(pending, rec)
-		}
+		rec.info.State = string(jobs.StateQueued)
+		s.recs[rec.spec.ID] = rec
+		pending = append(pending, rec)
 	}
 	for _, rec := range pending {
 		s.log.Info("resuming job", "job", rec.spec.ID)
@@ -291,7 +299,82 @@ func (s *jobService) update(rec *jobRecord, fn func(info *client.JobInfo)) {
 	}
 	if err != nil {
 		s.log.Error("cannot store job state", "job", rec.spec.ID, "err", err)
+		return
 	}
+	if state.Terminal() {
+		s.forgetEnded(rec.spec.ID)
+	}
+}
+
+// maxEndedInMemory is how many ended jobs a node keeps in memory, for
+// the callers still waiting on them; older ones are read from the
+// datastore.
+const maxEndedInMemory = 256
+
+// forgetEnded notes that job id's end is stored and drops the oldest
+// ended jobs from memory past maxEndedInMemory.
+func (s *jobService) forgetEnded(id cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.recs[id]; !ok || slices.Contains(s.ended[max(0, len(s.ended)-8):], id) {
+		return
+	}
+	s.ended = append(s.ended, id)
+	for len(s.ended) > s.keepEnded {
+		old := s.ended[0]
+		s.ended = s.ended[1:]
+		if rec := s.recs[old]; rec != nil {
+			if st, _ := jobs.ParseState(rec.info.State); st.Terminal() {
+				delete(s.recs, old)
+			}
+		}
+	}
+	if cap(s.ended) > 4*s.keepEnded+16 {
+		s.ended = slices.Clone(s.ended)
+	}
+}
+
+// storedRecord reads ended job id from the datastore, or returns nil.
+func (s *jobService) storedRecord(ctx context.Context, id cid.Cid) *jobRecord {
+	b, err := s.ds.Get(ctx, datastore.NewKey(id.String()))
+	if err != nil {
+		return nil
+	}
+	rec, err := decodeStoredJob(b)
+	if rec == nil {
+		s.log.Warn("stored job is unreadable", "job", id, "err", err)
+		return nil
+	}
+	if err != nil {
+		// Its info still says how it ended.
+		s.log.Warn("stored job has an unreadable result", "job", id, "err", err)
+		rec.result = nil
+	}
+	if rec.spec.ID != id {
+		s.log.Warn("stored job is another job", "key", id, "job", rec.spec.ID)
+		return nil
+	}
+	rec.stored = true
+	return rec
+}
+
+// decodeStoredJob decodes a storedJob and checks its spec and result.
+func decodeStoredJob(b []byte) (*jobRecord, error) {
+	var st storedJob
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decode stored job: %w", err)
+	}
+	spec, err := jobs.DecodeSignedSpec(st.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("stored job spec: %w", err)
+	}
+	rec := &jobRecord{info: st.Info, spec: spec}
+	if st.Result != nil {
+		if rec.result, err = jobs.DecodeSignedResult(st.Result); err != nil {
+			return rec, fmt.Errorf("stored job %s result: %w", spec.ID, err)
+		}
+	}
+	return rec, nil
 }
 
 // submit builds, signs and starts the job of req.
@@ -447,6 +530,9 @@ func (s *jobService) lookup(w http.ResponseWriter, r *http.Request) (*jobRecord,
 	rec, ok := s.recs[id]
 	s.mu.Unlock()
 	if !ok {
+		if rec := s.storedRecord(r.Context(), id); rec != nil {
+			return rec, true
+		}
 		if rec := s.netRecord(r.Context(), id); rec != nil { // announced by its submitter, see jobs_net.go
 			return rec, true
 		}
@@ -515,10 +601,33 @@ func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	list := make([]client.JobInfo, 0, len(s.recs))
+	inMemory := make(map[string]bool, len(s.recs))
 	for _, rec := range s.recs {
 		list = append(list, rec.info)
+		inMemory[rec.info.Job] = true
 	}
 	s.mu.Unlock()
+	// The ended jobs no longer in memory, from the datastore (only their
+	// info is decoded).
+	res, err := s.ds.Query(r.Context(), query.Query{})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("read stored jobs: %w", err))
+		return
+	}
+	defer res.Close()
+	for e := range res.Next() {
+		if e.Error != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("read stored jobs: %w", e.Error))
+			return
+		}
+		var st struct {
+			Info client.JobInfo `json:"info"`
+		}
+		if err := json.Unmarshal(e.Value, &st); err != nil || st.Info.Job == "" || inMemory[st.Info.Job] {
+			continue
+		}
+		list = append(list, st.Info)
+	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
 	writeJSON(w, http.StatusOK, list)
 }

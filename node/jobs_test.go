@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,6 +148,79 @@ func TestJobRunLocal(t *testing.T) {
 	if err != nil || again.State != "done" {
 		t.Fatalf("after restart: %+v, %v", again, err)
 	}
+}
+
+// TestEndedJobsLeaveMemory checks that ended jobs past the few kept in
+// memory are read back from the datastore: state, logs and the list, also
+// after a restart.
+func TestEndedJobsLeaveMemory(t *testing.T) {
+	dir := testRepo(t, func(c *Config) { c.Jobs.Slots = 1 })
+	n := startNode(t, dir)
+	n.jobs.mu.Lock()
+	n.jobs.keepEnded = 1
+	n.jobs.mu.Unlock()
+	c, err := client.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mod, err := c.UploadJobPayload(ctx, bytes.NewReader(helloWasm(t)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		j, err := c.SubmitJobWait(ctx, client.JobRequest{Module: mod, Args: []string{fmt.Sprint(i)}, TimeoutMS: 60_000}, 30*time.Second)
+		if err != nil || j.State != "done" {
+			t.Fatalf("job %d = %+v, %v", i, j, err)
+		}
+		ids = append(ids, j.Job)
+	}
+	n.jobs.mu.Lock()
+	inMemory := len(n.jobs.recs)
+	n.jobs.mu.Unlock()
+	if inMemory != 1 {
+		t.Fatalf("%d jobs in memory, want 1 (the newest ended)", inMemory)
+	}
+	check := func(c *client.Client) {
+		t.Helper()
+		first, err := c.Job(ctx, ids[0])
+		if err != nil || first.State != "done" || len(first.Results) != 1 {
+			t.Fatalf("the oldest job, read back: %+v, %v", first, err)
+		}
+		rc, err := c.JobLog(ctx, ids[0], "stdout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(out) != "hello from shoal\narg 1: 0\n" {
+			t.Fatalf("the oldest job's stdout = %q", out)
+		}
+		list, err := c.Jobs(ctx)
+		if err != nil || len(list) != 3 || list[0].Job != ids[2] || list[2].Job != ids[0] {
+			t.Fatalf("Jobs = %+v, %v; want the 3, newest first", list, err)
+		}
+		var ignored client.JobInfo
+		if err := c.Do(ctx, "POST", "/v1/jobs/"+ids[0]+"/cancel", nil, &ignored); err == nil || !strings.Contains(err.Error(), "ended") {
+			t.Fatalf("cancel of an ended job: %v, want it named ended", err)
+		}
+	}
+	check(c)
+	n.Close()
+	n = startNode(t, dir)
+	n.jobs.mu.Lock()
+	inMemory = len(n.jobs.recs)
+	n.jobs.mu.Unlock()
+	if inMemory != 0 {
+		t.Fatalf("%d jobs in memory after a restart, want 0 (all ended)", inMemory)
+	}
+	c2, err := client.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(c2)
 }
 
 // BenchmarkJobHelloLocal measures a hello job submitted through the API and
