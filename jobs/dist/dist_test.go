@@ -15,6 +15,7 @@ import (
 
 func TestOneReplica(t *testing.T) {
 	c := newCluster(t, 3, clusterOpts{})
+	c.mgr.endedGrace = 10 * time.Millisecond
 	st := c.run(c.spec(1, 1, "hello"))
 	if st.State != jobs.StateDone || st.Verdict != quorum.Verified {
 		t.Fatalf("job ended %s/%s (%s), want done/verified", st.State, st.Verdict, st.Reason)

@@ -169,8 +169,10 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	jobs   map[cid.Cid]*job // guarded by mu; jobs running or to resume (see forget)
+	jobs   map[cid.Cid]*job // guarded by mu; jobs running, to resume, or ended lately (see forget)
 	closed bool             // guarded by mu
+
+	endedGrace time.Duration // defaultEndedGrace; shorter in tests
 }
 
 // NewManager returns a Manager and resumes every unfinished job in
@@ -188,7 +190,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, self: self, log: cfg.Logger, st: &store{ds: cfg.Store}, met: met, jobs: make(map[cid.Cid]*job)}
+	m := &Manager{cfg: cfg, self: self, log: cfg.Logger, st: &store{ds: cfg.Store}, met: met, jobs: make(map[cid.Cid]*job), endedGrace: defaultEndedGrace}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	pending, err := m.st.pending(m.ctx)
 	if err != nil {
@@ -261,9 +263,10 @@ func (m *Manager) start(j *job) {
 	}()
 }
 
-// forget drops j from memory once its end is stored: a node's memory does
-// not grow with the jobs it ever submitted, and reads of an ended job go
-// to the store.
+// forget drops j from memory endedGrace after its end is stored (callers
+// following it read it from memory until then): a node's memory does not
+// grow with the jobs it ever submitted, and reads of an ended job go to
+// the store.
 func (m *Manager) forget(j *job) {
 	j.mu.Lock()
 	saved := j.endSaved
@@ -271,12 +274,17 @@ func (m *Manager) forget(j *job) {
 	if !saved {
 		return // still to resume, or only in memory: kept
 	}
-	m.mu.Lock()
-	if m.jobs[j.id] == j {
-		delete(m.jobs, j.id)
-	}
-	m.mu.Unlock()
+	time.AfterFunc(m.endedGrace, func() {
+		m.mu.Lock()
+		if m.jobs[j.id] == j {
+			delete(m.jobs, j.id)
+		}
+		m.mu.Unlock()
+	})
 }
+
+// defaultEndedGrace is how long an ended job stays in a Manager's memory.
+const defaultEndedGrace = 30 * time.Second
 
 func (m *Manager) lookup(id cid.Cid) *job {
 	m.mu.Lock()
