@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -598,7 +599,18 @@ func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, info)
 }
 
+// handleList answers every job, newest first; with ?limit=N only the
+// newest N.
 func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
+	limit := 0
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit=%q is not a number of jobs (0 for all)", q))
+			return
+		}
+		limit = n
+	}
 	s.mu.Lock()
 	list := make([]client.JobInfo, 0, len(s.recs))
 	inMemory := make(map[string]bool, len(s.recs))
@@ -629,6 +641,9 @@ func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
 		list = append(list, st.Info)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+	if limit > 0 && len(list) > limit {
+		list = list[:limit]
+	}
 	writeJSON(w, http.StatusOK, list)
 }
 

@@ -9,19 +9,23 @@ import (
 
 func newJobListCmd(rf *rootFlags) *cobra.Command {
 	var asJSON bool
+	var limit int
 	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List the jobs this node knows, newest first",
-		Example: "  shoal job list\n  shoal job list --json",
+		Example: "  shoal job list\n  shoal job list --limit 20\n  shoal job list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: want a number of jobs, or 0 for all", limit)
+			}
 			c, err := rf.client()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := jobContext(cmd)
 			defer cancel()
-			list, err := c.Jobs(ctx)
+			list, err := c.JobsNewest(ctx, limit)
 			if err != nil {
 				return err
 			}
@@ -46,5 +50,6 @@ func newJobListCmd(rf *rootFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&limit, "limit", 0, "list only the newest `N` jobs (0: all)")
 	return cmd
 }

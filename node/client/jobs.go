@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -118,8 +119,18 @@ func (c *Client) WaitJobEnd(ctx context.Context, id string, wait time.Duration) 
 
 // Jobs lists the jobs the daemon knows, newest first.
 func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
+	return c.JobsNewest(ctx, 0)
+}
+
+// JobsNewest lists the newest limit jobs the node knows, newest first
+// (every job when limit is 0).
+func (c *Client) JobsNewest(ctx context.Context, limit int) ([]JobInfo, error) {
+	path := "/v1/jobs"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
 	var v []JobInfo
-	err := c.Do(ctx, "GET", "/v1/jobs", nil, &v)
+	err := c.Do(ctx, "GET", path, nil, &v)
 	return v, err
 }
 
