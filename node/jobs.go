@@ -69,6 +69,7 @@ type jobBlocks interface {
 	jobs.Blocks
 	Open(ctx context.Context, c cid.Cid) (io.ReadCloser, uint64, error)
 	Pin(ctx context.Context, c cid.Cid) error
+	IsPinned(ctx context.Context, c cid.Cid) (bool, error)
 }
 
 // A jobRecord is one job as this node knows it.

@@ -263,12 +263,14 @@ func (s *jobService) finishNet(rec *jobRecord, st dist.Status) {
 	defer cancel()
 	r := res.Result
 	for _, c := range []cid.Cid{r.Stdout, r.Stderr, r.Outputs} {
-		if err := s.blocks().Fetch(ctx, c); err != nil {
-			s.log.Warn("cannot fetch a job result block from its workers", "job", rec.spec.ID, "cid", c, "err", err)
+		// Most results repeat (the empty stderr and outputs, the same
+		// stdout): one that is pinned is whole here already.
+		if pinned, err := s.blocks().IsPinned(ctx, c); err == nil && pinned {
 			continue
 		}
+		// Pin fetches what is missing (the workers hold it).
 		if err := s.blocks().Pin(ctx, c); err != nil {
-			s.log.Warn("cannot pin job result", "job", rec.spec.ID, "cid", c, "err", err)
+			s.log.Warn("cannot fetch and pin a job result from its workers", "job", rec.spec.ID, "cid", c, "err", err)
 		}
 	}
 }
