@@ -61,7 +61,11 @@ func waitJob(t *testing.T, c *client.Client, id string) client.JobInfo {
 	return j
 }
 
-func TestJobRunLocal(t *testing.T) {
+// helloNode starts a node with one job slot and uploads the hello module
+// to it; it returns the repo, the node, a client, a context for the test
+// and the module's CID.
+func helloNode(t *testing.T) (string, *Node, *client.Client, context.Context, string) {
+	t.Helper()
 	dir := testRepo(t, func(c *Config) { c.Jobs.Slots = 1 })
 	n := startNode(t, dir)
 	c, err := client.New(dir)
@@ -69,11 +73,16 @@ func TestJobRunLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	mod, err := c.UploadJobPayload(ctx, bytes.NewReader(helloWasm(t)), false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, n, c, ctx, mod
+}
+
+func TestJobRunLocal(t *testing.T) {
+	dir, n, c, ctx, mod := helloNode(t)
 	j, err := c.SubmitJob(ctx, client.JobRequest{Module: mod, Args: []string{"node"}, TimeoutMS: 60_000})
 	if err != nil {
 		t.Fatal(err)
@@ -154,21 +163,10 @@ func TestJobRunLocal(t *testing.T) {
 // memory are read back from the datastore: state, logs and the list, also
 // after a restart.
 func TestEndedJobsLeaveMemory(t *testing.T) {
-	dir := testRepo(t, func(c *Config) { c.Jobs.Slots = 1 })
-	n := startNode(t, dir)
+	dir, n, c, ctx, mod := helloNode(t)
 	n.jobs.mu.Lock()
 	n.jobs.keepEnded = 1
 	n.jobs.mu.Unlock()
-	c, err := client.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	mod, err := c.UploadJobPayload(ctx, bytes.NewReader(helloWasm(t)), false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ids []string
 	for i := range 3 {
 		j, err := c.SubmitJobWait(ctx, client.JobRequest{Module: mod, Args: []string{fmt.Sprint(i)}, TimeoutMS: 60_000}, 30*time.Second)
