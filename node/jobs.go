@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,11 +313,12 @@ func (s *jobService) update(rec *jobRecord, fn func(info *client.JobInfo)) {
 const maxEndedInMemory = 256
 
 // forgetEnded notes that job id's end is stored and drops the oldest
-// ended jobs from memory past maxEndedInMemory.
+// ended jobs from memory past keepEnded. (A job noted twice leaves a
+// little early; nothing is lost, it is read from the datastore.)
 func (s *jobService) forgetEnded(id cid.Cid) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.recs[id]; !ok || slices.Contains(s.ended[max(0, len(s.ended)-8):], id) {
+	if _, ok := s.recs[id]; !ok {
 		return
 	}
 	s.ended = append(s.ended, id)
@@ -330,9 +330,6 @@ func (s *jobService) forgetEnded(id cid.Cid) {
 				delete(s.recs, old)
 			}
 		}
-	}
-	if cap(s.ended) > 4*s.keepEnded+16 {
-		s.ended = slices.Clone(s.ended)
 	}
 }
 
