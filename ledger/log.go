@@ -593,32 +593,25 @@ func (l *Log) Size() uint64 {
 	return l.n
 }
 
-// readRaw returns the canonical bytes of entry seq, which must be < n.
+// readRaw returns the canonical bytes of durable entry seq, its frame's
+// length and checksum checked.
 func (l *Log) readRaw(seq uint64) ([]byte, error) {
 	l.mu.RLock()
 	if seq >= l.n {
-		n := l.n
 		l.mu.RUnlock()
-		return nil, fmt.Errorf("%w: entry %d of %s (the log has %d)", ErrNotFound, seq, l.origin, n)
+		return nil, l.notFound(seq)
 	}
-	off := l.offsets[seq]
+	end := l.end
+	if seq+1 < l.n {
+		end = l.offsets[seq+1]
+	}
+	offs := l.offsets[seq : seq+1 : seq+1]
 	l.mu.RUnlock()
-	var fh [frameHeaderSize]byte
-	if _, err := l.f.ReadAt(fh[:], off); err != nil {
-		return nil, fmt.Errorf("ledger: read entry %d of %s: %w", seq, l.path, err)
+	datas, err := readFrames(l.f, l.path, seq, offs, end)
+	if err != nil {
+		return nil, err
 	}
-	n := binary.BigEndian.Uint32(fh[0:4])
-	if n == 0 || n > MaxEntrySize {
-		return nil, fmt.Errorf("%w: %s: entry %d: length %d out of range", ErrCorrupt, l.path, seq, n)
-	}
-	data := make([]byte, n)
-	if _, err := l.f.ReadAt(data, off+frameHeaderSize); err != nil {
-		return nil, fmt.Errorf("ledger: read entry %d of %s: %w", seq, l.path, err)
-	}
-	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(fh[8:12]) {
-		return nil, fmt.Errorf("%w: %s: entry %d: checksum mismatch", ErrCorrupt, l.path, seq)
-	}
-	return data, nil
+	return datas[0], nil
 }
 
 func (l *Log) notFound(seq uint64) error {

@@ -78,22 +78,19 @@ func (r *Replica) Entry(seq uint64) ([]byte, error) {
 }
 
 func (r *Replica) entryLocked(seq uint64) ([]byte, error) {
-	if seq >= uint64(len(r.offsets)) {
-		return nil, fmt.Errorf("%w: entry %d of the replica of %s (holds %d)", ErrNotFound, seq, r.origin, len(r.offsets))
+	held := uint64(len(r.offsets))
+	if seq >= held {
+		return nil, fmt.Errorf("%w: entry %d of the replica of %s (holds %d)", ErrNotFound, seq, r.origin, held)
 	}
-	var fh [frameHeaderSize]byte
-	if _, err := r.f.ReadAt(fh[:], r.offsets[seq]); err != nil {
-		return nil, fmt.Errorf("ledger: read replica %s entry %d: %w", r.path, seq, err)
+	end := r.end
+	if seq+1 < held {
+		end = r.offsets[seq+1]
 	}
-	n := int(uint32(fh[0])<<24 | uint32(fh[1])<<16 | uint32(fh[2])<<8 | uint32(fh[3]))
-	if n <= 0 || n > MaxEntrySize {
-		return nil, fmt.Errorf("%w: replica %s entry %d: length %d", ErrCorrupt, r.path, seq, n)
+	datas, err := readFrames(r.f, r.path, seq, r.offsets[seq:seq+1], end)
+	if err != nil {
+		return nil, err
 	}
-	data := make([]byte, n)
-	if _, err := r.f.ReadAt(data, r.offsets[seq]+frameHeaderSize); err != nil {
-		return nil, fmt.Errorf("ledger: read replica %s entry %d: %w", r.path, seq, err)
-	}
-	return data, nil
+	return datas[0], nil
 }
 
 // Scan calls fn with each held entry from seq from on, in order, until fn
