@@ -179,16 +179,12 @@ func (s *jobService) load(ctx context.Context) error {
 		if e.Error != nil {
 			return fmt.Errorf("read stored jobs: %w", e.Error)
 		}
-		var head struct {
-			Info struct {
-				State string `json:"state"`
-			} `json:"info"`
-		}
-		if err := json.Unmarshal(e.Value, &head); err != nil {
+		info, err := storedInfo(e.Value)
+		if err != nil {
 			s.log.Warn("skipping unreadable stored job", "key", e.Key, "err", err)
 			continue
 		}
-		if st, _ := jobs.ParseState(head.Info.State); st.Terminal() {
+		if st, _ := jobs.ParseState(info.State); st.Terminal() {
 			continue // ended: read from the datastore when asked for
 		}
 		rec, err := decodeStoredJob(e.Value)
@@ -355,6 +351,17 @@ func (s *jobService) storedRecord(ctx context.Context, id cid.Cid) *jobRecord {
 	}
 	rec.stored = true
 	return rec
+}
+
+// storedInfo decodes the info of a storedJob alone, for listing.
+func storedInfo(b []byte) (client.JobInfo, error) {
+	var st struct {
+		Info client.JobInfo `json:"info"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return client.JobInfo{}, fmt.Errorf("decode stored job: %w", err)
+	}
+	return st.Info, nil
 }
 
 // decodeStoredJob decodes a storedJob and checks its spec and result.
@@ -630,13 +637,11 @@ func (s *jobService) handleList(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, fmt.Errorf("read stored jobs: %w", e.Error))
 			return
 		}
-		var st struct {
-			Info client.JobInfo `json:"info"`
-		}
-		if err := json.Unmarshal(e.Value, &st); err != nil || st.Info.Job == "" || inMemory[st.Info.Job] {
+		info, err := storedInfo(e.Value)
+		if err != nil || info.Job == "" || inMemory[info.Job] {
 			continue
 		}
-		list = append(list, st.Info)
+		list = append(list, info)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
 	if limit > 0 && len(list) > limit {
