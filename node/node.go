@@ -296,7 +296,7 @@ func (n *Node) startDatastore(context.Context) error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	// Tuned for payload blocks: value separation, no compression.
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithCacheSize(8<<20), pebbleds.WithPebbleOpts(blocks.PebbleOptions()))
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithCacheSize(blocks.PebbleCacheSize), pebbleds.WithPebbleOpts(blocks.PebbleOptions()))
 	if err != nil {
 		return fmt.Errorf("open pebble datastore %s (is the repo corrupt? restore it from a backup): %w", dir, err)
 	}
