@@ -35,9 +35,9 @@ func PebbleOptions() *pebble.Options {
 		// to check per lookup. Under a sustained job load, pebble's default
 		// (4, here 8 until payloads moved to pack files) let daemons spend
 		// about 8 % more CPU per job after a few thousand jobs.
-		L0CompactionThreshold:       2,
-		L0StopWritesThreshold:       32,
-		BytesPerSync:                4 << 20,
+		L0CompactionThreshold: 2,
+		L0StopWritesThreshold: 32,
+		BytesPerSync:          4 << 20,
 	}
 	// Every level inherits the filter of the one above it.
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
