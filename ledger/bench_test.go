@@ -99,6 +99,21 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
+// BenchmarkExport measures writing an export file of 100 000 entries.
+func BenchmarkExport(b *testing.B) {
+	const n = 100_000
+	l := benchLog(b, n)
+	var buf bytes.Buffer
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf.Reset()
+		if _, err := l.Export(context.Background(), &buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
 // BenchmarkProve measures inclusion and consistency proofs at 10^6 entries.
 // Set SHOAL_LEDGER_BENCH_ENTRIES to change the size (building the log is
 // most of the run time).

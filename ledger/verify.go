@@ -264,6 +264,13 @@ func (v *Verifier) hashReader() tlog.HashReader {
 	})
 }
 
+// Export reads at most exportRun entries, of at most exportRunBytes in all
+// (or a single larger one), at a time.
+const (
+	exportRun      = 4096
+	exportRunBytes = 4 << 20
+)
+
 // Export writes the log's durable entries as an export file: ExportMagic,
 // then uvarint(len) || checkpoint note, then uvarint(len) || entry for each
 // entry the checkpoint covers.
@@ -275,15 +282,23 @@ func (l *Log) Export(ctx context.Context, w io.Writer) (*Checkpoint, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.WriteString(ExportMagic)
 	writeChunk(bw, cp.Note)
-	for seq := uint64(0); seq < cp.Size; seq++ {
-		if seq%4096 == 0 && ctx.Err() != nil {
-			return nil, fmt.Errorf("ledger: export %s: %w", l.origin, ctx.Err())
+	// Runs of entries are read with one read each, as for a replicating
+	// peer.
+	for seq := uint64(0); seq < cp.Size; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("ledger: export %s: %w", l.origin, err)
 		}
-		data, err := l.readRaw(seq)
+		raws, err := l.RawEntries(seq, int(min(cp.Size-seq, exportRun)), exportRunBytes)
 		if err != nil {
 			return nil, err
 		}
-		writeChunk(bw, data)
+		if len(raws) == 0 {
+			return nil, fmt.Errorf("ledger: export %s: entry %d is missing although checkpoint %d covers it", l.origin, seq, cp.Size)
+		}
+		for _, data := range raws {
+			writeChunk(bw, data)
+		}
+		seq += uint64(len(raws))
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("ledger: export %s: %w", l.origin, err)
