@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -39,8 +40,11 @@ func newJobStatusCmd(rf *rootFlags) *cobra.Command {
 	return cmd
 }
 
-func printJobInfo(cmd *cobra.Command, j client.JobInfo) {
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+func printJobInfo(cmd *cobra.Command, j client.JobInfo) { writeJobInfo(cmd.OutOrStdout(), j) }
+
+// writeJobInfo writes j as the rows of `shoal job status`.
+func writeJobInfo(w io.Writer, j client.JobInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "%s\t%s\n", k, v)
@@ -61,6 +65,16 @@ func printJobInfo(cmd *cobra.Command, j client.JobInfo) {
 	if j.Failure != "" {
 		row("failure", j.Failure+": "+j.Reason)
 	}
+	if j.Verdict != "" {
+		v := j.Verdict
+		if j.Failure == "" && j.Reason != "" {
+			v += " (" + j.Reason + ")"
+		}
+		row("verdict", v)
+	}
+	for _, w := range j.Disagreeing {
+		row("disagreeing", w+" (its result lost the vote)")
+	}
 	row("stdout", j.Stdout)
 	row("stderr", j.Stderr)
 	row("outputs", j.Outputs)
@@ -76,7 +90,11 @@ func printJobInfo(cmd *cobra.Command, j client.JobInfo) {
 	}
 	row("ledger", strings.Join(ledger, "; "))
 	for _, r := range j.Results {
-		row("result", fmt.Sprintf("%s by %s (%.1f ms, %d bytes peak memory)", r.Result, r.Worker, r.WallMS, r.PeakMemory))
+		outcome := fmt.Sprintf("exit %d", r.ExitCode)
+		if r.Failure != "" {
+			outcome = r.Failure
+		}
+		row("result", fmt.Sprintf("%s by %s (%s, %.1f ms, %d bytes peak memory)", r.Result, r.Worker, outcome, r.WallMS, r.PeakMemory))
 	}
 	tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/shoalnet/shoal/node/client"
@@ -65,4 +66,48 @@ func TestTarRoundTrip(t *testing.T) {
 			t.Errorf("extractOutputs(%q) = nil error", h.Name)
 		}
 	}
+}
+
+func TestJobStatusShowsVerdict(t *testing.T) {
+	exit := int64(0)
+	j := client.JobInfo{Job: "bafyjob", State: "done", ExitCode: &exit, Verdict: "verified",
+		Reason: "2 of 3 results agree (quorum 2)", Disagreeing: []string{"12D3KooWCheat"},
+		Results: []client.JobResult{
+			{Worker: "12D3KooWHonest", Result: "bafyres1", WallMS: 1.5, PeakMemory: 1 << 20},
+			{Worker: "12D3KooWCheat", Result: "bafyres2", ExitCode: 3, WallMS: 1.2, PeakMemory: 1 << 20},
+			{Worker: "12D3KooWSlow", Result: "bafyres3", Failure: "timeout"},
+		}}
+	var buf bytes.Buffer
+	writeJobInfo(&buf, j)
+	out := squeeze(buf.String())
+	for _, want := range []string{
+		"verdict verified (2 of 3 results agree (quorum 2))\n",
+		"disagreeing 12D3KooWCheat (its result lost the vote)\n",
+		"bafyres1 by 12D3KooWHonest (exit 0, 1.5 ms",
+		"bafyres2 by 12D3KooWCheat (exit 3, 1.2 ms",
+		"bafyres3 by 12D3KooWSlow (timeout, 0.0 ms",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A failed job names its failure once, with the verdict bare.
+	j = client.JobInfo{Job: "bafyjob", State: "failed", Verdict: "mismatch", Failure: "mismatch", Reason: "no 2 of 3 results agree"}
+	buf.Reset()
+	writeJobInfo(&buf, j)
+	out = squeeze(buf.String())
+	if !strings.Contains(out, "failure mismatch: no 2 of 3 results agree\n") || !strings.Contains(out, "verdict mismatch\n") {
+		t.Errorf("failed job's status:\n%s", out)
+	}
+}
+
+// squeeze turns each run of spaces into one, so that checks do not depend
+// on the column widths.
+func squeeze(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
 }
