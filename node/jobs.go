@@ -542,7 +542,8 @@ func (s *jobService) lookup(w http.ResponseWriter, r *http.Request) (*jobRecord,
 		if rec := s.netRecord(r.Context(), id); rec != nil { // announced by its submitter, see jobs_net.go
 			return rec, true
 		}
-		writeError(w, http.StatusNotFound, fmt.Errorf("no job %s on this node; list the known ones with: shoal job list", id))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no job %s is known to this node: it was not submitted here, and no outcome of it has been announced "+
+			"(other nodes hear of a job when it ends with results; until then, or if it is cancelled, ask its submitter); list the jobs known here with: shoal job list", id))
 		return nil, false
 	}
 	return rec, true
