@@ -411,20 +411,34 @@ func plainTree(path string) error {
 
 // store imports a capture file or the outputs dir.
 func (r *Runner) store(ctx context.Context, path string, dir bool) (cid.Cid, error) {
-	if dir {
-		if err := plainTree(path); err != nil {
-			return cid.Undef, fmt.Errorf("local: outputs: %w", err)
-		}
-	} else if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		// The program wrote nothing there, or never ran: the sandbox
-		// creates a capture file at the first write.
-		c, _, err := r.cfg.Blocks.AddReader(ctx, bytes.NewReader(nil))
-		if err != nil {
-			return cid.Undef, fmt.Errorf("local: store empty %s: %w", filepath.Base(path), err)
-		}
-		return c, nil
+	if !dir {
+		return r.storeCapture(ctx, path)
+	}
+	if err := plainTree(path); err != nil {
+		return cid.Undef, fmt.Errorf("local: outputs: %w", err)
 	}
 	c, _, err := r.cfg.Blocks.AddPath(ctx, path)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(path), err)
+	}
+	return c, nil
+}
+
+// storeCapture imports the capture file at path, which the sandbox wrote
+// (the program never sees it), from one open descriptor. A missing file is
+// an empty capture: the sandbox creates the file at the program's first
+// write to the stream.
+func (r *Runner) storeCapture(ctx context.Context, path string) (cid.Cid, error) {
+	var in io.Reader = bytes.NewReader(nil)
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		defer f.Close()
+		in = f
+	case !errors.Is(err, fs.ErrNotExist):
+		return cid.Undef, fmt.Errorf("local: open %s: %w", filepath.Base(path), err)
+	}
+	c, _, err := r.cfg.Blocks.AddReader(ctx, in)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(path), err)
 	}
