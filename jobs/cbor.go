@@ -16,10 +16,12 @@ import (
 
 // encodeNode returns the canonical DAG-CBOR bytes of n: links allowed,
 // map keys in RFC 7049 canonical order (shorter keys first, then bytewise).
-func encodeNode(n datamodel.Node) ([]byte, error) {
-	var buf bytes.Buffer
+// sizeHint is the expected length, if known (0 if not), so that the
+// buffer is allocated once.
+func encodeNode(n datamodel.Node, sizeHint int) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, sizeHint))
 	opts := dagcbor.EncodeOptions{AllowLinks: true, MapSortMode: codec.MapSortMode_RFC7049}
-	if err := opts.Encode(n, &buf); err != nil {
+	if err := opts.Encode(n, buf); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -31,7 +33,7 @@ func buildMap(what string, size int64, fn func(datamodel.MapAssembler)) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("jobs: build %s: %w", what, err)
 	}
-	b, err := encodeNode(n)
+	b, err := encodeNode(n, 0)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: encode %s: %w", what, err)
 	}
@@ -54,7 +56,7 @@ func decodeCanonical(what string, data []byte, max int) (datamodel.Node, error) 
 		return nil, fmt.Errorf("jobs: %s is not valid DAG-CBOR: %w", what, err)
 	}
 	n := nb.Build()
-	again, err := encodeNode(n)
+	again, err := encodeNode(n, len(data))
 	if err != nil {
 		return nil, fmt.Errorf("jobs: re-encode %s: %w", what, err)
 	}

@@ -1,0 +1,55 @@
+package jobs
+
+import "testing"
+
+// The codec's hot paths: every node that checks a job's spec or a result
+// (the worker, the submitter, every node an announcement reaches) decodes,
+// re-encodes and verifies it; workers and submitters sign.
+
+func BenchmarkDecodeSignedSpec(b *testing.B) {
+	key := testKey(b, 1)
+	s, err := SignSpec(key, testEnvelope(b, key))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := s.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeSignedSpec(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSignResult(b *testing.B) {
+	key := testKey(b, 3)
+	r := testResult(b, key)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SignResult(key, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeSignedResult(b *testing.B) {
+	key := testKey(b, 3)
+	s, err := SignResult(key, testResult(b, key))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := s.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeSignedResult(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
