@@ -7,15 +7,7 @@ import "testing"
 // re-encodes and verifies it; workers and submitters sign.
 
 func BenchmarkDecodeSignedSpec(b *testing.B) {
-	key := testKey(b, 1)
-	s, err := SignSpec(key, testEnvelope(b, key))
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := s.Encode()
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, data := signedSpec(b, testKey(b, 1))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -37,15 +29,7 @@ func BenchmarkSignResult(b *testing.B) {
 }
 
 func BenchmarkDecodeSignedResult(b *testing.B) {
-	key := testKey(b, 3)
-	s, err := SignResult(key, testResult(b, key))
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := s.Encode()
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, data := signedResult(b, testKey(b, 3))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeSignedResult(data); err != nil {

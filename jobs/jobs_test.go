@@ -112,8 +112,9 @@ func TestSameSpecTwoWays(t *testing.T) {
 	}
 }
 
-func TestSignedSpec(t *testing.T) {
-	key := testKey(t, 1)
+// signedSpec signs the test envelope of key and returns it with its bytes.
+func signedSpec(t testing.TB, key crypto.PrivKey) (*SignedSpec, []byte) {
+	t.Helper()
 	s, err := SignSpec(key, testEnvelope(t, key))
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +123,12 @@ func TestSignedSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, b
+}
+
+func TestSignedSpec(t *testing.T) {
+	key := testKey(t, 1)
+	s, b := signedSpec(t, key)
 	got, err := DecodeSignedSpec(b)
 	if err != nil {
 		t.Fatalf("DecodeSignedSpec = %v", err)
@@ -248,8 +255,9 @@ func testResult(t testing.TB, key crypto.PrivKey) *Result {
 	}
 }
 
-func TestSignedResult(t *testing.T) {
-	key := testKey(t, 3)
+// signedResult signs the test result of key and returns it with its bytes.
+func signedResult(t testing.TB, key crypto.PrivKey) (*SignedResult, []byte) {
+	t.Helper()
 	s, err := SignResult(key, testResult(t, key))
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +266,12 @@ func TestSignedResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, b
+}
+
+func TestSignedResult(t *testing.T) {
+	key := testKey(t, 3)
+	s, b := signedResult(t, key)
 	got, err := DecodeSignedResult(b)
 	if err != nil {
 		t.Fatalf("DecodeSignedResult = %v", err)
