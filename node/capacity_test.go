@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/node/client"
 )
 
@@ -80,6 +83,36 @@ func TestCapacityAPI(t *testing.T) {
 	if _, err := c1.SetSlots(ctx, -1); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
 		t.Errorf("SetSlots(-1) = %v, want a 400 APIError", err)
 	}
+
+	// Each node counted the adverts it sent and received, under the
+	// capacity topic's name.
+	topic := capacity.Topic(first.Network())
+	for _, c := range []*client.Client{c1, c2} {
+		fams, err := c.Metrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"shoal_pubsub_sent_messages_total", "shoal_pubsub_received_messages_total"} {
+			if got := counterOf(fams[name], topic); got < 1 {
+				t.Errorf("%s: %s{topic=%q} = %v, want ≥ 1 (an advert each way)", c.Addr(), name, topic, got)
+			}
+		}
+		if got := client.CounterSum(fams, "shoal_pubsub_sent_rpcs_total"); got < 1 {
+			t.Errorf("%s: shoal_pubsub_sent_rpcs_total = %v, want ≥ 1", c.Addr(), got)
+		}
+	}
+}
+
+// counterOf returns the value of f's counter with label topic, 0 if none.
+func counterOf(f *dto.MetricFamily, topic string) float64 {
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "topic" && l.GetValue() == topic {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func TestConfigLabels(t *testing.T) {

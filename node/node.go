@@ -332,9 +332,31 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 	return n.disc.Start(ctx)
 }
 
+// idontwantThreshold is the size from which a node that receives a gossip
+// message tells its other mesh peers not to send it a copy (gossipsub's
+// IDONTWANT; the library's default is 1 KiB). Below it the control message
+// costs about what the copy it may save does: a frame, a write and a read
+// per mesh peer, and it rarely arrives before the copy is sent. Results
+// announcements, adverts and checkpoints are a few KiB, so with the default
+// every node sent one IDONTWANT per mesh peer for nearly every message:
+// more frames than the messages themselves (docs/protocol.md, "Gossip").
+const idontwantThreshold = 16 << 10
+
+// gossipSubParams returns gossipsub's default parameters with Shoal's
+// IDONTWANT threshold.
+func gossipSubParams() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.IDontWantMessageThreshold = idontwantThreshold
+	return p
+}
+
 // startPubSub starts gossipsub on a context of its own, canceled by its
 // closer: subsystems that registered later leave their topics first.
 func (n *Node) startPubSub(context.Context) error {
+	gm, err := newGossipMetrics(n.metrics)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts := append(capacity.MessagePolicy(),
 		pubsub.WithPeerExchange(true),
@@ -346,6 +368,8 @@ func (n *Node) startPubSub(context.Context) error {
 		// queue absorbs bursts of announcements instead of dropping them.
 		pubsub.WithValidateQueueSize(1024),
 		pubsub.WithPeerScore(n.pubSubScoreParams(), capacity.PeerScoreThresholds()),
+		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithRawTracer(gm),
 	)
 	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)
 	if err != nil {

@@ -39,6 +39,31 @@ type benchReport struct {
 	// what else the machine runs. Zero when the processes cannot be read.
 	DaemonCPUPerJobMS  float64 `json:"daemon_cpu_per_job_ms"`
 	SandboxCPUPerJobMS float64 `json:"sandbox_cpu_per_job_ms"`
+	// Gossip per job in the throughput measurement, summed over the
+	// nodes: messages sent (every copy to every peer), of them the
+	// copies a receiver already had, and gossipsub frames sent (messages
+	// and control). Zero when the nodes' metrics cannot be read.
+	GossipSentPerJob       float64 `json:"gossip_sent_per_job"`
+	GossipDuplicatesPerJob float64 `json:"gossip_duplicates_per_job"`
+	GossipFramesPerJob     float64 `json:"gossip_frames_per_job"`
+}
+
+// gossipCounts are the gossip counters of every node, summed.
+type gossipCounts struct{ sent, duplicates, frames float64 }
+
+// gossip sums the nodes' gossip counters.
+func (b *bencher) gossip(ctx context.Context) (gossipCounts, error) {
+	var g gossipCounts
+	for _, c := range b.clients {
+		fams, err := c.Metrics(ctx)
+		if err != nil {
+			return g, err
+		}
+		g.sent += client.CounterSum(fams, "shoal_pubsub_sent_messages_total")
+		g.duplicates += client.CounterSum(fams, "shoal_pubsub_duplicate_messages_total")
+		g.frames += client.CounterSum(fams, "shoal_pubsub_sent_rpcs_total")
+	}
+	return g, nil
 }
 
 func newBenchCmd(rf *rootFlags) *cobra.Command {
@@ -227,6 +252,7 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	var errOnce sync.Once
 	var wg sync.WaitGroup
 	cpu0, cpuErr := testnet.ProcessCPU(b.pids...)
+	gossip0, gossipErr := b.gossip(ctx)
 	start := time.Now()
 	for w := 0; w < b.concurrency; w++ {
 		wg.Add(1)
@@ -252,6 +278,12 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	if cpu1, err := testnet.ProcessCPU(b.pids...); err == nil && cpuErr == nil && b.throughput > 0 {
 		rep.DaemonCPUPerJobMS = ms((cpu1.Procs - cpu0.Procs) / time.Duration(b.throughput))
 		rep.SandboxCPUPerJobMS = ms((cpu1.Children - cpu0.Children) / time.Duration(b.throughput))
+	}
+	if gossip1, err := b.gossip(ctx); err == nil && gossipErr == nil && b.throughput > 0 {
+		n := float64(b.throughput)
+		rep.GossipSentPerJob = (gossip1.sent - gossip0.sent) / n
+		rep.GossipDuplicatesPerJob = (gossip1.duplicates - gossip0.duplicates) / n
+		rep.GossipFramesPerJob = (gossip1.frames - gossip0.frames) / n
 	}
 	if len(b.clients) > 1 && b.size > 0 {
 		b.logf("transfer, %d MiB node0 → node1...", b.size>>20)
@@ -381,6 +413,9 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(tw, "throughput, 1 replica\t%.0f jobs/s\n", r.JobsPerSecond)
 	if r.DaemonCPUPerJobMS > 0 {
 		fmt.Fprintf(tw, "CPU per job (throughput)\tdaemons %.1f ms\tsandboxes %.1f ms\n", r.DaemonCPUPerJobMS, r.SandboxCPUPerJobMS)
+	}
+	if r.GossipFramesPerJob > 0 {
+		fmt.Fprintf(tw, "gossip per job (throughput)\t%.1f messages sent\t%.1f of them copies\t%.1f frames\n", r.GossipSentPerJob, r.GossipDuplicatesPerJob, r.GossipFramesPerJob)
 	}
 	fmt.Fprintf(tw, "transfer node0 → node1\t%.0f MiB/s\tfirst byte %.1f ms\n", r.TransferMBps, r.TransferFirstB)
 	fmt.Fprintf(tw, "daemon RSS\tmax %.0f MiB\tavg %.0f MiB\n", r.RSSMaxMB, r.RSSAvgMB)

@@ -9,11 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults of New.
+// Defaults of New. A busy worker's free slots change with every job that
+// starts or ends, and each advert is flooded to every peer and checked
+// there: DefaultMinInterval keeps that to a few adverts a second per node,
+// and submitters bridge the gap by counting the replicas they placed
+// themselves (sched.Load).
 const (
 	DefaultExpiry      = 30 * time.Second
 	DefaultHeartbeat   = 10 * time.Second
-	DefaultMinInterval = 100 * time.Millisecond
+	DefaultMinInterval = 400 * time.Millisecond
 )
 
 // MaxTTL is the longest lifetime an advert may claim; with MaxClockSkew it

@@ -273,7 +273,7 @@ func NewGossip(ps *pubsub.PubSub, network string, key crypto.PrivKey, ds datasto
 // before it publishes them, signed once, in one announcement: the first
 // verdict waits at most this long, and under load many share a signature
 // and a message.
-const AnnounceWindow = 50 * time.Millisecond
+const AnnounceWindow = 200 * time.Millisecond
 
 // maxPendingAnnouncements bounds the verdicts waiting to be published;
 // Announce waits beyond it.
