@@ -46,24 +46,29 @@ type benchReport struct {
 	GossipSentPerJob       float64 `json:"gossip_sent_per_job"`
 	GossipDuplicatesPerJob float64 `json:"gossip_duplicates_per_job"`
 	GossipFramesPerJob     float64 `json:"gossip_frames_per_job"`
+	// Offers per job in the throughput measurement that ended without a
+	// result (a worker declined, mostly because it was full, or failed)
+	// and were made again elsewhere.
+	FailedOffersPerJob float64 `json:"failed_offers_per_job"`
 }
 
-// gossipCounts are the gossip counters of every node, summed.
-type gossipCounts struct{ sent, duplicates, frames float64 }
+// nodeCounts are counters of every node, summed.
+type nodeCounts struct{ sent, duplicates, frames, failedOffers float64 }
 
-// gossip sums the nodes' gossip counters.
-func (b *bencher) gossip(ctx context.Context) (gossipCounts, error) {
-	var g gossipCounts
+// counts sums the nodes' gossip and failed-offer counters.
+func (b *bencher) counts(ctx context.Context) (nodeCounts, error) {
+	var n nodeCounts
 	for _, c := range b.clients {
 		fams, err := c.Metrics(ctx)
 		if err != nil {
-			return g, err
+			return n, err
 		}
-		g.sent += client.CounterSum(fams, "shoal_pubsub_sent_messages_total")
-		g.duplicates += client.CounterSum(fams, "shoal_pubsub_duplicate_messages_total")
-		g.frames += client.CounterSum(fams, "shoal_pubsub_sent_rpcs_total")
+		n.sent += client.CounterSum(fams, "shoal_pubsub_sent_messages_total")
+		n.duplicates += client.CounterSum(fams, "shoal_pubsub_duplicate_messages_total")
+		n.frames += client.CounterSum(fams, "shoal_pubsub_sent_rpcs_total")
+		n.failedOffers += client.CounterSum(fams, "shoal_jobs_net_attempt_failures_total")
 	}
-	return g, nil
+	return n, nil
 }
 
 func newBenchCmd(rf *rootFlags) *cobra.Command {
@@ -252,7 +257,7 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	var errOnce sync.Once
 	var wg sync.WaitGroup
 	cpu0, cpuErr := testnet.ProcessCPU(b.pids...)
-	gossip0, gossipErr := b.gossip(ctx)
+	counts0, countsErr := b.counts(ctx)
 	start := time.Now()
 	for w := 0; w < b.concurrency; w++ {
 		wg.Add(1)
@@ -279,11 +284,12 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 		rep.DaemonCPUPerJobMS = ms((cpu1.Procs - cpu0.Procs) / time.Duration(b.throughput))
 		rep.SandboxCPUPerJobMS = ms((cpu1.Children - cpu0.Children) / time.Duration(b.throughput))
 	}
-	if gossip1, err := b.gossip(ctx); err == nil && gossipErr == nil && b.throughput > 0 {
+	if counts1, err := b.counts(ctx); err == nil && countsErr == nil && b.throughput > 0 {
 		n := float64(b.throughput)
-		rep.GossipSentPerJob = (gossip1.sent - gossip0.sent) / n
-		rep.GossipDuplicatesPerJob = (gossip1.duplicates - gossip0.duplicates) / n
-		rep.GossipFramesPerJob = (gossip1.frames - gossip0.frames) / n
+		rep.GossipSentPerJob = (counts1.sent - counts0.sent) / n
+		rep.GossipDuplicatesPerJob = (counts1.duplicates - counts0.duplicates) / n
+		rep.GossipFramesPerJob = (counts1.frames - counts0.frames) / n
+		rep.FailedOffersPerJob = (counts1.failedOffers - counts0.failedOffers) / n
 	}
 	if len(b.clients) > 1 && b.size > 0 {
 		b.logf("transfer, %d MiB node0 → node1...", b.size>>20)
@@ -416,6 +422,7 @@ func printBench(w io.Writer, r *benchReport) {
 	}
 	if r.GossipFramesPerJob > 0 {
 		fmt.Fprintf(tw, "gossip per job (throughput)\t%.1f messages sent\t%.1f of them copies\t%.1f frames\n", r.GossipSentPerJob, r.GossipDuplicatesPerJob, r.GossipFramesPerJob)
+		fmt.Fprintf(tw, "offers made again per job\t%.2f\n", r.FailedOffersPerJob)
 	}
 	fmt.Fprintf(tw, "transfer node0 → node1\t%.0f MiB/s\tfirst byte %.1f ms\n", r.TransferMBps, r.TransferFirstB)
 	fmt.Fprintf(tw, "daemon RSS\tmax %.0f MiB\tavg %.0f MiB\n", r.RSSMaxMB, r.RSSAvgMB)

@@ -72,7 +72,7 @@ type Service struct {
 // Defaults: slots = number of CPUs (all free), runtimes = [wasm], cores and
 // memory detected, no labels, empty version, expiry DefaultExpiry (30 s),
 // heartbeat DefaultHeartbeat (10 s, with ±10% jitter), min interval
-// DefaultMinInterval (400 ms), logs discarded, metrics not registered.
+// DefaultMinInterval (100 ms), logs discarded, metrics not registered.
 //
 // Peer scoring for the topic needs PubSubOptions at pubsub.NewGossipSub
 // time; without it New still works, and logs a warning.
