@@ -256,8 +256,8 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
+	counts0, countsErr := b.counts(ctx) // before cpu0: reading metrics costs the daemons CPU
 	cpu0, cpuErr := testnet.ProcessCPU(b.pids...)
-	counts0, countsErr := b.counts(ctx)
 	start := time.Now()
 	for w := 0; w < b.concurrency; w++ {
 		wg.Add(1)
