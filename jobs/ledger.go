@@ -24,6 +24,15 @@ type Recorder interface {
 	Record(ctx context.Context, kind string, body []byte) (seq uint64, err error)
 }
 
+// A BatchRecorder is a Recorder that also appends several entries at
+// once: in order, next to each other, and durable together (one sync),
+// returning their sequence numbers. The ledger's Log is one; a submitter
+// records a short job's job.submitted and job.verdict entries this way.
+type BatchRecorder interface {
+	Recorder
+	RecordAll(ctx context.Context, kinds []string, bodies [][]byte) (seqs []uint64, err error)
+}
+
 // RecorderFunc adapts a function to a Recorder.
 type RecorderFunc func(ctx context.Context, kind string, body []byte) (uint64, error)
 

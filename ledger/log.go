@@ -92,21 +92,29 @@ type Log struct {
 	cp      *Checkpoint // newest signed checkpoint; guarded by mu
 }
 
+// An appendReq asks for its entries to be appended in order, together.
 type appendReq struct {
 	ctx   context.Context
-	kind  Kind
-	body  []byte
+	items []Pending
 	reply chan appendResult
 }
 
+// what names the request's entries in errors.
+func (r *appendReq) what() Kind {
+	if len(r.items) == 1 {
+		return r.items[0].Kind
+	}
+	return Kind(fmt.Sprintf("%s and %d more", r.items[0].Kind, len(r.items)-1))
+}
+
 type appendResult struct {
-	e   *Entry
+	es  []*Entry
 	err error
 }
 
 type batch struct {
 	reqs    []*appendReq
-	entries []*Entry
+	entries []*Entry // every request's, in order
 	offsets []int64
 	nHashes int64
 	end     int64 // offset past the batch's last frame
@@ -362,34 +370,61 @@ func syncDir(dir string) error {
 // the entry may or may not have been recorded. After a write or sync
 // failure every call returns an error wrapping ErrLogFailed.
 func (l *Log) Append(ctx context.Context, kind Kind, body []byte) (*Entry, error) {
-	if !ValidKind(kind) {
-		return nil, fmt.Errorf("ledger: append: kind %q is not lower-case dotted words (e.g. job.executed)", kind)
+	es, err := l.AppendAll(ctx, []Pending{{Kind: kind, Body: body}})
+	if err != nil {
+		return nil, err
 	}
-	if len(body) > MaxBodySize {
-		return nil, fmt.Errorf("ledger: append %s: body is %d bytes, more than %d; record a CID instead", kind, len(body), MaxBodySize)
+	return es[0], nil
+}
+
+// A Pending is an entry to append: its kind and body.
+type Pending struct {
+	Kind Kind
+	Body []byte
+}
+
+// MaxAppendAll is the most entries one AppendAll takes.
+const MaxAppendAll = 64
+
+// AppendAll appends entries in their order, next to each other and in one
+// write and one sync, and returns them once they are durable: all of them
+// or, on an error, none (a sync failure leaves the log failed, as for
+// Append). Several entries that end one operation thus cost one sync.
+func (l *Log) AppendAll(ctx context.Context, entries []Pending) ([]*Entry, error) {
+	if len(entries) == 0 || len(entries) > MaxAppendAll {
+		return nil, fmt.Errorf("ledger: append %d entries at once: want 1 to %d", len(entries), MaxAppendAll)
+	}
+	for _, p := range entries {
+		if !ValidKind(p.Kind) {
+			return nil, fmt.Errorf("ledger: append: kind %q is not lower-case dotted words (e.g. job.executed)", p.Kind)
+		}
+		if len(p.Body) > MaxBodySize {
+			return nil, fmt.Errorf("ledger: append %s: body is %d bytes, more than %d; record a CID instead", p.Kind, len(p.Body), MaxBodySize)
+		}
 	}
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	req := &appendReq{ctx: ctx, kind: kind, body: body, reply: make(chan appendResult, 1)}
+	req := &appendReq{ctx: ctx, items: entries, reply: make(chan appendResult, 1)}
+	what := req.what()
 	select {
 	case l.reqs <- req:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w", kind, ctx.Err())
+		return nil, fmt.Errorf("ledger: append %s: %w", what, ctx.Err())
 	case <-l.ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w", kind, ErrClosed)
+		return nil, fmt.Errorf("ledger: append %s: %w", what, ErrClosed)
 	}
 	select {
 	case r := <-req.reply:
-		return r.e, r.err
+		return r.es, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w (the entry may still be recorded)", kind, ctx.Err())
+		return nil, fmt.Errorf("ledger: append %s: %w (the entries may still be recorded)", what, ctx.Err())
 	case <-l.done:
 		select {
 		case r := <-req.reply:
-			return r.e, r.err
+			return r.es, r.err
 		default:
-			return nil, fmt.Errorf("ledger: append %s: %w", kind, ErrClosed)
+			return nil, fmt.Errorf("ledger: append %s: %w", what, ErrClosed)
 		}
 	}
 }
@@ -402,6 +437,27 @@ func (l *Log) Record(ctx context.Context, kind string, body []byte) (uint64, err
 		return 0, err
 	}
 	return e.Seq, nil
+}
+
+// RecordAll appends entries of kinds[i] with bodies[i] in one write and one
+// sync (AppendAll) and returns their sequence numbers once durable.
+func (l *Log) RecordAll(ctx context.Context, kinds []string, bodies [][]byte) ([]uint64, error) {
+	if len(kinds) != len(bodies) {
+		return nil, fmt.Errorf("ledger: record %d kinds with %d bodies", len(kinds), len(bodies))
+	}
+	ps := make([]Pending, len(kinds))
+	for i := range kinds {
+		ps[i] = Pending{Kind: Kind(kinds[i]), Body: bodies[i]}
+	}
+	es, err := l.AppendAll(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make([]uint64, len(es))
+	for i, e := range es {
+		seqs[i] = e.Seq
+	}
+	return seqs, nil
 }
 
 // Err returns the error that made the log refuse appends, or nil.
@@ -466,33 +522,45 @@ func (l *Log) builder() {
 		})
 		for _, r := range reqs {
 			if r.ctx.Err() != nil {
-				r.reply <- appendResult{err: fmt.Errorf("ledger: append %s: %w", r.kind, r.ctx.Err())}
+				r.reply <- appendResult{err: fmt.Errorf("ledger: append %s: %w", r.what(), r.ctx.Err())}
 				continue
 			}
-			t := l.now().UTC()
-			if t.Before(l.tipTime) {
-				t = l.tipTime
+			// A request's entries go in whole or not at all: on an error
+			// the tip and the batch are put back as they were.
+			tipSeq, tipCID, tipTime := l.tipSeq, l.tipCID, l.tipTime
+			nBuf, nHashes, nEntries, offStart := len(buf), len(newHashes), len(b.entries), off
+			var err error
+			for _, it := range r.items {
+				t := l.now().UTC()
+				if t.Before(l.tipTime) {
+					t = l.tipTime
+				}
+				var e *Entry
+				if e, err = signEntry(l.key, l.pub, l.origin, l.tipSeq, l.tipCID, t, it.Kind, it.Body); err != nil {
+					break
+				}
+				data := e.Encoded()
+				hs, herr := tlog.StoredHashes(int64(e.Seq), data, reader)
+				if herr != nil {
+					err = fmt.Errorf("ledger: tree hashes of entry %d: %w", e.Seq, herr)
+					break
+				}
+				newHashes = append(newHashes, hs...)
+				buf = appendFrame(buf, data)
+				b.entries = append(b.entries, e)
+				b.offsets = append(b.offsets, off)
+				off += frameHeaderSize + int64(len(data))
+				l.tipSeq++
+				l.tipCID = e.CID()
+				l.tipTime = t
 			}
-			e, err := signEntry(l.key, l.pub, l.origin, l.tipSeq, l.tipCID, t, r.kind, r.body)
 			if err != nil {
+				l.tipSeq, l.tipCID, l.tipTime = tipSeq, tipCID, tipTime
+				buf, newHashes, b.entries, b.offsets, off = buf[:nBuf], newHashes[:nHashes], b.entries[:nEntries], b.offsets[:nEntries], offStart
 				r.reply <- appendResult{err: err}
 				continue
 			}
-			data := e.Encoded()
-			hs, err := tlog.StoredHashes(int64(e.Seq), data, reader)
-			if err != nil {
-				r.reply <- appendResult{err: fmt.Errorf("ledger: tree hashes of entry %d: %w", e.Seq, err)}
-				continue
-			}
-			newHashes = append(newHashes, hs...)
-			buf = appendFrame(buf, data)
 			b.reqs = append(b.reqs, r)
-			b.entries = append(b.entries, e)
-			b.offsets = append(b.offsets, off)
-			off += frameHeaderSize + int64(len(data))
-			l.tipSeq++
-			l.tipCID = e.CID()
-			l.tipTime = t
 		}
 		if len(b.entries) == 0 {
 			continue
@@ -554,8 +622,10 @@ func (l *Log) syncer() {
 			l.nHashes = b.nHashes
 			l.lastCID = b.entries[len(b.entries)-1].CID()
 			l.mu.Unlock()
-			for i, r := range b.reqs {
-				r.reply <- appendResult{e: b.entries[i]}
+			i := 0
+			for _, r := range b.reqs {
+				r.reply <- appendResult{es: b.entries[i : i+len(r.items) : i+len(r.items)]}
+				i += len(r.items)
 			}
 		}
 	}
@@ -572,7 +642,7 @@ func (l *Log) Close() error {
 		for {
 			select {
 			case r := <-l.reqs:
-				r.reply <- appendResult{err: fmt.Errorf("ledger: append %s: %w", r.kind, ErrClosed)}
+				r.reply <- appendResult{err: fmt.Errorf("ledger: append %s: %w", r.what(), ErrClosed)}
 				continue
 			default:
 			}

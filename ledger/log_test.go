@@ -132,6 +132,73 @@ func TestAppendRejectsBadInput(t *testing.T) {
 	}
 }
 
+// TestAppendAll appends groups of entries while other appends run: each
+// group's entries are next to each other, in order, and a group with a bad
+// entry appends none of them.
+func TestAppendAll(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, 1)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if _, err := l.Append(ctx, KindNote, fmt.Appendf(nil, "single %d.%d", g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var groups [][]*Entry
+	for i := range 10 {
+		es, err := l.AppendAll(ctx, []Pending{
+			{Kind: KindJobSubmitted, Body: fmt.Appendf(nil, "submitted %d", i)},
+			{Kind: KindJobVerdict, Body: fmt.Appendf(nil, "verdict %d", i)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, es)
+	}
+	wg.Wait()
+	for i, es := range groups {
+		if len(es) != 2 || es[1].Seq != es[0].Seq+1 || !es[1].Prev.Equals(es[0].CID()) {
+			t.Fatalf("group %d: %d entries, seqs %d and %d; want two in a row", i, len(es), es[0].Seq, es[len(es)-1].Seq)
+		}
+		if es[0].Kind != KindJobSubmitted || string(es[1].Body) != fmt.Sprintf("verdict %d", i) {
+			t.Fatalf("group %d: %s %q, %s %q; want the submitted entry, then the verdict", i, es[0].Kind, es[0].Body, es[1].Kind, es[1].Body)
+		}
+	}
+	size := l.Size()
+	if size != 4*20+2*10 {
+		t.Fatalf("Size = %d, want %d", size, 4*20+2*10)
+	}
+	for _, bad := range [][]Pending{
+		{{Kind: KindNote, Body: []byte("fine")}, {Kind: "Bad Kind"}},
+		{{Kind: KindNote, Body: make([]byte, MaxBodySize+1)}},
+		{},
+		make([]Pending, MaxAppendAll+1),
+	} {
+		if _, err := l.AppendAll(ctx, bad); err == nil {
+			t.Errorf("AppendAll of %d entries, one bad, succeeded", len(bad))
+		}
+	}
+	if l.Size() != size {
+		t.Fatalf("Size after rejected groups = %d, want %d", l.Size(), size)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTestLog(t, dir, 1)
+	last := groups[len(groups)-1][1]
+	if e, err := l2.Entry(last.Seq); err != nil || !e.CID().Equals(last.CID()) {
+		t.Fatalf("after reopen, entry %d = %v, %v; want %s", last.Seq, e, err, last.CID())
+	}
+}
+
 // lastFrame returns the offset of the last record in the entry file.
 func lastFrame(t *testing.T, l *Log) int64 {
 	t.Helper()

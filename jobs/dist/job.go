@@ -35,6 +35,39 @@ type job struct {
 	canceled bool            // guarded by mu
 	endSaved bool            // the job's end is in the store; guarded by mu
 	changed  chan struct{}   // closed and replaced on every change; guarded by mu
+	// subClaimed: recording the job.submitted entry has been taken on,
+	// alone (recordSubmitted) or with the verdict (recordVerdict); subDone
+	// is closed once it is recorded or failed. Guarded by mu.
+	subClaimed bool
+	subDone    chan struct{}
+}
+
+// claimSubmitted takes on recording j's job.submitted entry; it reports
+// false if the entry is recorded or taken on already.
+func (j *job) claimSubmitted() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.subClaimed || j.rec.LedgerSubmitted != nil {
+		return false
+	}
+	j.subClaimed = true
+	return true
+}
+
+// submittedRecorded notes the outcome of recording j's job.submitted
+// entry, taken on by claimSubmitted: its number, or err.
+func (j *job) submittedRecorded(seq uint64, err error) {
+	j.update(func() {
+		if err != nil {
+			j.rec.LedgerError = joinError(j.rec.LedgerError, fmt.Sprintf("could not record %s: %v", jobs.LedgerKindSubmitted, err))
+		} else {
+			j.rec.LedgerSubmitted = &seq
+		}
+	})
+	j.mu.Lock()
+	done := j.subDone
+	j.mu.Unlock()
+	close(done)
 }
 
 func newJob(rec *record) *job {
@@ -500,16 +533,20 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 // recordTimeout bounds one ledger append of the manager or the worker.
 const recordTimeout = 30 * time.Second
 
-// recordSubmitted records job j's job.submitted entry in the background,
-// unless it was recorded before (a resumed job), and returns a channel
-// closed when that is done. A failure is logged and kept in the job's
-// status. The entry's number is persisted with the job's end, or after
-// submittedSaveDelay if the job is still running then (so that a resumed
-// job does not record it again).
+// recordSubmitted has job j's job.submitted entry recorded, unless it was
+// recorded before (a resumed job), and returns a channel closed when that
+// is done. A job that ends within submittedDefer has the entry recorded
+// with its job.verdict entry, in one append and one sync (recordVerdict);
+// one still running then, or left unfinished by Close, has it recorded
+// alone. A failure is logged and kept in the job's status. The entry's
+// number is persisted with the job's end, or after submittedSaveDelay if
+// the job is still running then (so that a resumed job does not record it
+// again).
 func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 	done := make(chan struct{})
 	j.mu.Lock()
 	recorded := j.rec.LedgerSubmitted != nil
+	j.subDone = done
 	j.mu.Unlock()
 	if m.cfg.Recorder == nil || recorded {
 		close(done)
@@ -518,6 +555,16 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		wait := time.NewTimer(submittedDefer)
+		select {
+		case <-wait.C:
+		case <-j.done: // ended (its verdict took the entry) or left for Close
+		case <-m.ctx.Done():
+		}
+		wait.Stop()
+		if !j.claimSubmitted() {
+			return // recorded with the verdict
+		}
 		// Not cut short by Close: the append is brief and Close waits.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), recordTimeout)
 		defer cancel()
@@ -526,14 +573,7 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 		if err == nil {
 			seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
 		}
-		j.update(func() {
-			if err != nil {
-				j.rec.LedgerError = joinError(j.rec.LedgerError, fmt.Sprintf("could not record %s: %v", jobs.LedgerKindSubmitted, err))
-			} else {
-				j.rec.LedgerSubmitted = &seq
-			}
-		})
-		close(done)
+		j.submittedRecorded(seq, err)
 		if err != nil {
 			m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
 			m.met.ledgerFailures.Inc()
@@ -543,9 +583,14 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 		defer t.Stop()
 		select {
 		case <-j.done:
-			return // saved at its end, which waits for done
 		case <-t.C:
 		case <-m.ctx.Done():
+		}
+		j.mu.Lock()
+		saved := j.endSaved
+		j.mu.Unlock()
+		if saved {
+			return // its end, saved after the entry was recorded, holds the number
 		}
 		if err := m.save(ctx, j); err != nil {
 			m.log.Warn("could not persist a job's ledger entry number", "job", j.id, "err", err)
@@ -558,21 +603,36 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 // wait to be persisted with the job's end before it is persisted alone.
 const submittedSaveDelay = time.Second
 
-// recordVerdict waits for the job.submitted entry (so that the verdict
-// follows it in the log) and records the job.verdict entry.
+// submittedDefer is how long a job's job.submitted entry waits for the
+// job's end, to be appended with its job.verdict entry in one sync (the
+// ledger's syncs are much of a short job's cost to its submitter).
+const submittedDefer = 500 * time.Millisecond
+
+// recordVerdict records the job.verdict entry after the job.submitted
+// one: with it, in one append, if the submitted entry is not recorded or
+// taken on yet; else once it is.
 func (m *Manager) recordVerdict(ctx context.Context, j *job, submitted <-chan struct{}, state jobs.State, verdict quorum.Kind,
 	reason string, results []*jobs.SignedResult, disagreeing []peer.ID) (uint64, error) {
 	if m.cfg.Recorder == nil {
 		return 0, nil
 	}
-	select {
-	case <-submitted:
-	case <-ctx.Done():
+	withSubmitted := j.claimSubmitted()
+	if !withSubmitted {
+		select {
+		case <-submitted:
+		case <-ctx.Done():
+		}
 	}
 	env := j.spec.Envelope
 	_, body, err := jobs.NewVerdictEntry(j.id, state, string(verdict), reason, env.Replicas, env.Quorum, results, disagreeing)
 	var seq uint64
-	if err == nil {
+	switch {
+	case err != nil && withSubmitted:
+		m.recordSubmittedAlone(ctx, j)
+	case err != nil:
+	case withSubmitted:
+		seq, err = m.recordWithSubmitted(ctx, j, body)
+	default:
 		seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
 	}
 	if err != nil {
@@ -581,6 +641,53 @@ func (m *Manager) recordVerdict(ctx context.Context, j *job, submitted <-chan st
 		return 0, fmt.Errorf("could not record %s: %w", jobs.LedgerKindVerdict, err)
 	}
 	return seq, nil
+}
+
+// recordWithSubmitted records j's job.submitted entry, claimed by the
+// caller, and the job.verdict entry with body after it: in one append when
+// the recorder takes several (jobs.BatchRecorder), else one after the
+// other. It returns the verdict entry's number.
+func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) (uint64, error) {
+	sub, err := jobs.NewSubmittedEntry(j.spec).Encode()
+	if err != nil {
+		j.submittedRecorded(0, err)
+		m.met.ledgerFailures.Inc()
+		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
+	}
+	br, ok := m.cfg.Recorder.(jobs.BatchRecorder)
+	if !ok {
+		seq, err := m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, sub)
+		if err != nil {
+			m.met.ledgerFailures.Inc()
+		}
+		j.submittedRecorded(seq, err)
+		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
+	}
+	seqs, err := br.RecordAll(ctx, []string{jobs.LedgerKindSubmitted, jobs.LedgerKindVerdict}, [][]byte{sub, body})
+	if err == nil && len(seqs) != 2 {
+		err = fmt.Errorf("the ledger returned %d entry numbers for 2 entries", len(seqs))
+	}
+	if err != nil {
+		j.submittedRecorded(0, err)
+		m.met.ledgerFailures.Inc()
+		return 0, err
+	}
+	j.submittedRecorded(seqs[0], nil)
+	return seqs[1], nil
+}
+
+// recordSubmittedAlone records j's job.submitted entry, claimed by the
+// caller, on its own.
+func (m *Manager) recordSubmittedAlone(ctx context.Context, j *job) {
+	body, err := jobs.NewSubmittedEntry(j.spec).Encode()
+	var seq uint64
+	if err == nil {
+		seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
+	}
+	if err != nil {
+		m.met.ledgerFailures.Inc()
+	}
+	j.submittedRecorded(seq, err)
 }
 
 func joinError(prev, s string) string {

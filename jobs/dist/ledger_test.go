@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,88 @@ func (l *memLedger) Record(_ context.Context, kind string, body []byte) (uint64,
 	l.kinds = append(l.kinds, kind)
 	l.bodies = append(l.bodies, bytes.Clone(body))
 	return uint64(len(l.kinds) - 1), nil
+}
+
+// batchLedger is a memLedger that also records several entries at once
+// (jobs.BatchRecorder), and counts how often it was asked to.
+type batchLedger struct {
+	memLedger
+	batches atomic.Int32
+}
+
+func (l *batchLedger) RecordAll(_ context.Context, kinds []string, bodies [][]byte) ([]uint64, error) {
+	l.batches.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failing {
+		return nil, errors.New("disk on fire")
+	}
+	var seqs []uint64
+	for i := range kinds {
+		l.kinds = append(l.kinds, kinds[i])
+		l.bodies = append(l.bodies, bytes.Clone(bodies[i]))
+		seqs = append(seqs, uint64(len(l.kinds)-1))
+	}
+	return seqs, nil
+}
+
+// TestSubmittedRecordedWithVerdict checks when a submitter records a job's
+// job.submitted entry: with the job.verdict entry, in one append, for a job
+// that ends within submittedDefer; on its own, before the verdict, for one
+// that runs longer.
+func TestSubmittedRecordedWithVerdict(t *testing.T) {
+	sub := &batchLedger{}
+	c := newCluster(t, 3, clusterOpts{
+		workerCfg: func(i int, wc *WorkerConfig) {
+			if i == 2 { // the slow worker
+				wc.Executor = &fakeRunner{key: wc.Key, self: wc.Host.ID(), delay: submittedDefer + 300*time.Millisecond}
+			}
+		},
+		mgrCfg: func(mc *ManagerConfig) { mc.Recorder = sub },
+	})
+	c.view.set([]capacity.Entry{entryFor(c.nodes[1].id, 2)})
+	st := c.run(c.spec(1, 1))
+	if st.Verdict != quorum.Verified || st.Ledger == nil || st.Ledger.Submitted == nil || st.Ledger.Verdict == nil {
+		t.Fatalf("short job: verdict %s, ledger %+v; want verified with both entries", st.Verdict, st.Ledger)
+	}
+	kinds, _ := sub.entries()
+	if !slices.Equal(kinds, []string{jobs.LedgerKindSubmitted, jobs.LedgerKindVerdict}) ||
+		*st.Ledger.Submitted != 0 || *st.Ledger.Verdict != 1 || sub.batches.Load() != 1 {
+		t.Fatalf("short job: recorded %v (numbers %d, %d) in %d batches; want submitted then verdict in one",
+			kinds, *st.Ledger.Submitted, *st.Ledger.Verdict, sub.batches.Load())
+	}
+
+	c.view.set([]capacity.Entry{entryFor(c.nodes[2].id, 2)})
+	spec := c.spec(1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.mgr.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(submittedDefer + 200*time.Millisecond + 5*time.Second)
+	for {
+		// The entry appears on its own while the job still runs.
+		kinds, _ := sub.entries()
+		if len(kinds) == 3 {
+			if kinds[2] != jobs.LedgerKindSubmitted {
+				t.Fatalf("long job: third entry is %s, want job.submitted", kinds[2])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("long job: entries %v; its job.submitted entry never came", kinds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, err := c.mgr.Wait(ctx, spec.ID)
+	if err != nil || st.Verdict != quorum.Verified || st.Ledger == nil || st.Ledger.Submitted == nil || st.Ledger.Verdict == nil {
+		t.Fatalf("long job: %v, verdict %s, ledger %+v; want verified with both entries", err, st.Verdict, st.Ledger)
+	}
+	kinds, _ = sub.entries()
+	if len(kinds) != 4 || kinds[3] != jobs.LedgerKindVerdict || *st.Ledger.Submitted != 2 || *st.Ledger.Verdict != 3 || sub.batches.Load() != 1 {
+		t.Fatalf("long job: recorded %v (numbers %d, %d) in %d batches; want its submitted entry alone, then its verdict",
+			kinds, *st.Ledger.Submitted, *st.Ledger.Verdict, sub.batches.Load())
+	}
 }
 
 func (l *memLedger) entries() ([]string, [][]byte) {
