@@ -420,6 +420,12 @@ func printBench(w io.Writer, r *benchReport) {
 	if r.DaemonCPUPerJobMS > 0 {
 		fmt.Fprintf(tw, "CPU per job (throughput)\tdaemons %.1f ms\tsandboxes %.1f ms\n", r.DaemonCPUPerJobMS, r.SandboxCPUPerJobMS)
 	}
+	if r.SandboxCPUPerJobMS > 0 {
+		// The sandboxes' work per job is fixed, so this compares the
+		// daemons' cost between runs made while the machine ran at
+		// different speeds.
+		fmt.Fprintf(tw, "daemon CPU / sandbox CPU\t%.2f\n", r.DaemonCPUPerJobMS/r.SandboxCPUPerJobMS)
+	}
 	if r.GossipFramesPerJob > 0 {
 		fmt.Fprintf(tw, "gossip per job (throughput)\t%.1f messages sent\t%.1f of them copies\t%.1f frames\n", r.GossipSentPerJob, r.GossipDuplicatesPerJob, r.GossipFramesPerJob)
 		fmt.Fprintf(tw, "offers made again per job\t%.2f\n", r.FailedOffersPerJob)
