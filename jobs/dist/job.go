@@ -568,15 +568,7 @@ func (m *Manager) recordSubmitted(j *job) <-chan struct{} {
 		// Not cut short by Close: the append is brief and Close waits.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), recordTimeout)
 		defer cancel()
-		body, err := jobs.NewSubmittedEntry(j.spec).Encode()
-		var seq uint64
-		if err == nil {
-			seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
-		}
-		j.submittedRecorded(seq, err)
-		if err != nil {
-			m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
-			m.met.ledgerFailures.Inc()
+		if err := m.recordSubmittedAlone(ctx, j); err != nil {
 			return
 		}
 		t := time.NewTimer(submittedSaveDelay)
@@ -648,19 +640,10 @@ func (m *Manager) recordVerdict(ctx context.Context, j *job, submitted <-chan st
 // the recorder takes several (jobs.BatchRecorder), else one after the
 // other. It returns the verdict entry's number.
 func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) (uint64, error) {
-	sub, err := jobs.NewSubmittedEntry(j.spec).Encode()
-	if err != nil {
-		j.submittedRecorded(0, err)
-		m.met.ledgerFailures.Inc()
-		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
-	}
 	br, ok := m.cfg.Recorder.(jobs.BatchRecorder)
-	if !ok {
-		seq, err := m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, sub)
-		if err != nil {
-			m.met.ledgerFailures.Inc()
-		}
-		j.submittedRecorded(seq, err)
+	sub, err := jobs.NewSubmittedEntry(j.spec).Encode()
+	if !ok || err != nil {
+		m.recordSubmittedAlone(ctx, j)
 		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
 	}
 	seqs, err := br.RecordAll(ctx, []string{jobs.LedgerKindSubmitted, jobs.LedgerKindVerdict}, [][]byte{sub, body})
@@ -668,8 +651,8 @@ func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) 
 		err = fmt.Errorf("the ledger returned %d entry numbers for 2 entries", len(seqs))
 	}
 	if err != nil {
+		m.submittedFailed(j, err)
 		j.submittedRecorded(0, err)
-		m.met.ledgerFailures.Inc()
 		return 0, err
 	}
 	j.submittedRecorded(seqs[0], nil)
@@ -678,16 +661,24 @@ func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) 
 
 // recordSubmittedAlone records j's job.submitted entry, claimed by the
 // caller, on its own.
-func (m *Manager) recordSubmittedAlone(ctx context.Context, j *job) {
+func (m *Manager) recordSubmittedAlone(ctx context.Context, j *job) error {
 	body, err := jobs.NewSubmittedEntry(j.spec).Encode()
 	var seq uint64
 	if err == nil {
 		seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
 	}
 	if err != nil {
-		m.met.ledgerFailures.Inc()
+		m.submittedFailed(j, err)
 	}
 	j.submittedRecorded(seq, err)
+	return err
+}
+
+// submittedFailed logs and counts a job.submitted entry that could not be
+// recorded.
+func (m *Manager) submittedFailed(j *job, err error) {
+	m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
+	m.met.ledgerFailures.Inc()
 }
 
 func joinError(prev, s string) string {
