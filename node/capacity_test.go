@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/shoalnet/shoal/jobs/capacity"
 	"github.com/shoalnet/shoal/node/client"
 )
@@ -93,7 +91,7 @@ func TestCapacityAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"shoal_pubsub_sent_messages_total", "shoal_pubsub_received_messages_total"} {
-			if got := counterOf(fams[name], topic); got < 1 {
+			if got := client.CounterWith(fams, name, "topic", topic); got < 1 {
 				t.Errorf("%s: %s{topic=%q} = %v, want ≥ 1 (an advert each way)", c.Addr(), name, topic, got)
 			}
 		}
@@ -101,18 +99,6 @@ func TestCapacityAPI(t *testing.T) {
 			t.Errorf("%s: shoal_pubsub_sent_rpcs_total = %v, want ≥ 1", c.Addr(), got)
 		}
 	}
-}
-
-// counterOf returns the value of f's counter with label topic, 0 if none.
-func counterOf(f *dto.MetricFamily, topic string) float64 {
-	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "topic" && l.GetValue() == topic {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 func TestConfigLabels(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalnet/shoal/examples"
 	"github.com/shoalnet/shoal/jobs"
 	"github.com/shoalnet/shoal/jobs/dist"
+	"github.com/shoalnet/shoal/jobs/proto"
 	"github.com/shoalnet/shoal/jobs/quorum"
 	"github.com/shoalnet/shoal/node/client"
 )
@@ -156,6 +157,23 @@ func TestE2EJobsInLedgers(t *testing.T) {
 		evs, err := nd.Client().LedgerEvidence(ctx)
 		if err != nil || len(evs) != 0 {
 			t.Errorf("%s holds evidence %v, %v; want none", nd.Name, evs, err)
+		}
+	}
+
+	// Results announcements (a few KiB each) reached every node, and no
+	// node answered one with IDONTWANTs to its mesh (node.gossipSubParams:
+	// only messages from 16 KiB on are worth one).
+	topic := proto.ResultsTopic("t")
+	for _, nd := range tn.Nodes() {
+		fams, err := nd.Client().Metrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := client.CounterWith(fams, "shoal_pubsub_received_messages_total", "topic", topic); n < 1 {
+			t.Errorf("%s received %v messages on %s, want results announcements", nd.Name, n, topic)
+		}
+		if n := client.CounterWith(fams, "shoal_pubsub_sent_control_total", "kind", "idontwant"); n != 0 {
+			t.Errorf("%s sent %v IDONTWANTs, want none for messages of a few KiB", nd.Name, n)
 		}
 	}
 }

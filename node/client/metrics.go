@@ -38,3 +38,16 @@ func CounterSum(fams map[string]*dto.MetricFamily, name string) float64 {
 	}
 	return sum
 }
+
+// CounterWith returns the value of the counter of family name whose label
+// key has value, 0 if there is none.
+func CounterWith(fams map[string]*dto.MetricFamily, name, key, value string) float64 {
+	for _, m := range fams[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == key && l.GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
