@@ -406,25 +406,24 @@ func (l *Log) AppendAll(ctx context.Context, entries []Pending) ([]*Entry, error
 		return nil, err
 	}
 	req := &appendReq{ctx: ctx, items: entries, reply: make(chan appendResult, 1)}
-	what := req.what()
 	select {
 	case l.reqs <- req:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w", what, ctx.Err())
+		return nil, fmt.Errorf("ledger: append %s: %w", req.what(), ctx.Err())
 	case <-l.ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w", what, ErrClosed)
+		return nil, fmt.Errorf("ledger: append %s: %w", req.what(), ErrClosed)
 	}
 	select {
 	case r := <-req.reply:
 		return r.es, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("ledger: append %s: %w (the entries may still be recorded)", what, ctx.Err())
+		return nil, fmt.Errorf("ledger: append %s: %w (the entries may still be recorded)", req.what(), ctx.Err())
 	case <-l.done:
 		select {
 		case r := <-req.reply:
 			return r.es, r.err
 		default:
-			return nil, fmt.Errorf("ledger: append %s: %w", what, ErrClosed)
+			return nil, fmt.Errorf("ledger: append %s: %w", req.what(), ErrClosed)
 		}
 	}
 }

@@ -641,9 +641,13 @@ func (m *Manager) recordVerdict(ctx context.Context, j *job, submitted <-chan st
 // other. It returns the verdict entry's number.
 func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) (uint64, error) {
 	br, ok := m.cfg.Recorder.(jobs.BatchRecorder)
-	sub, err := jobs.NewSubmittedEntry(j.spec).Encode()
-	if !ok || err != nil {
+	if !ok {
 		m.recordSubmittedAlone(ctx, j)
+		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
+	}
+	sub, err := jobs.NewSubmittedEntry(j.spec).Encode()
+	if err != nil {
+		m.submittedOutcome(j, 0, err)
 		return m.cfg.Recorder.Record(ctx, jobs.LedgerKindVerdict, body)
 	}
 	seqs, err := br.RecordAll(ctx, []string{jobs.LedgerKindSubmitted, jobs.LedgerKindVerdict}, [][]byte{sub, body})
@@ -651,11 +655,10 @@ func (m *Manager) recordWithSubmitted(ctx context.Context, j *job, body []byte) 
 		err = fmt.Errorf("the ledger returned %d entry numbers for 2 entries", len(seqs))
 	}
 	if err != nil {
-		m.submittedFailed(j, err)
-		j.submittedRecorded(0, err)
+		m.submittedOutcome(j, 0, err)
 		return 0, err
 	}
-	j.submittedRecorded(seqs[0], nil)
+	m.submittedOutcome(j, seqs[0], nil)
 	return seqs[1], nil
 }
 
@@ -667,18 +670,18 @@ func (m *Manager) recordSubmittedAlone(ctx context.Context, j *job) error {
 	if err == nil {
 		seq, err = m.cfg.Recorder.Record(ctx, jobs.LedgerKindSubmitted, body)
 	}
-	if err != nil {
-		m.submittedFailed(j, err)
-	}
-	j.submittedRecorded(seq, err)
+	m.submittedOutcome(j, seq, err)
 	return err
 }
 
-// submittedFailed logs and counts a job.submitted entry that could not be
-// recorded.
-func (m *Manager) submittedFailed(j *job, err error) {
-	m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
-	m.met.ledgerFailures.Inc()
+// submittedOutcome notes in j the outcome of recording its job.submitted
+// entry (see job.submittedRecorded), and logs and counts a failure.
+func (m *Manager) submittedOutcome(j *job, seq uint64, err error) {
+	if err != nil {
+		m.log.Error("could not record a submitted job in the ledger", "job", j.id, "err", err)
+		m.met.ledgerFailures.Inc()
+	}
+	j.submittedRecorded(seq, err)
 }
 
 func joinError(prev, s string) string {

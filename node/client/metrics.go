@@ -28,12 +28,8 @@ func (c *Client) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, err
 // CounterSum returns the sum of a counter family's values over all its
 // labels, 0 if fams has no such family.
 func CounterSum(fams map[string]*dto.MetricFamily, name string) float64 {
-	f, ok := fams[name]
-	if !ok {
-		return 0
-	}
 	var sum float64
-	for _, m := range f.GetMetric() {
+	for _, m := range fams[name].GetMetric() {
 		sum += m.GetCounter().GetValue()
 	}
 	return sum
