@@ -24,6 +24,8 @@ type Blocks interface {
 	AddPath(ctx context.Context, path string) (cid.Cid, uint64, error)
 	// AddReader imports the bytes of r as a UnixFS file.
 	AddReader(ctx context.Context, r io.Reader) (cid.Cid, uint64, error)
+	// Has reports whether the block c is held here (not its children).
+	Has(ctx context.Context, c cid.Cid) (bool, error)
 }
 
 // An Executor runs jobs on this node. jobs/local implements it; the

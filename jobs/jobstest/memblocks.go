@@ -62,6 +62,12 @@ func (m *MemBlocks) Remove(c cid.Cid) {
 	delete(m.blocks, c)
 }
 
+// Has reports whether block c is held.
+func (m *MemBlocks) Has(_ context.Context, c cid.Cid) (bool, error) {
+	_, ok := m.get(c)
+	return ok, nil
+}
+
 // Fetch succeeds when every block under c is held.
 func (m *MemBlocks) Fetch(ctx context.Context, c cid.Cid) error {
 	b, ok := m.get(c)

@@ -77,7 +77,15 @@ type Runner struct {
 	mu      sync.Mutex
 	touched map[string]time.Time // module file → when its mtime was last set; guarded by mu
 	idle    []string             // clean scratch dirs ready for the next job; guarded by mu
+	// emptyOutputs is the CID of an empty outputs directory, learned
+	// from the first one imported; guarded by mu.
+	emptyOutputs cid.Cid
 }
+
+// captureInline is how many bytes of a job's stdout, and of its stderr,
+// the sandbox hands back in memory (sandbox.Task.Inline); only a longer
+// stream goes through a file in the scratch directory.
+const captureInline = 64 << 10
 
 // maxIdleScratch bounds the clean scratch directories a Runner keeps for
 // reuse (one per job that ran at once, in practice the node's slots).
@@ -151,7 +159,13 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 	if err != nil {
 		return nil, err
 	}
-	defer func() { r.returnScratch(scratch, len(comp.Inputs) == 0) }()
+	var outcome *sandbox.Outcome
+	defer func() {
+		// A run that wrote no file and left outputs/ alone leaves the
+		// scratch dir as it was handed out.
+		untouched := outcome != nil && outcome.StdoutInline && outcome.StderrInline && outcome.OutputsUntouched
+		r.returnScratch(scratch, len(comp.Inputs) == 0, untouched)
+	}()
 	task := &sandbox.Task{
 		ModuleCID:  comp.Module.String(),
 		Seed:       spec.CompCID.String(),
@@ -159,6 +173,7 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 		OutputsDir: filepath.Join(scratch, "outputs"),
 		StdoutPath: filepath.Join(scratch, "stdout"),
 		StderrPath: filepath.Join(scratch, "stderr"),
+		Inline:     captureInline,
 		Memory:     env.Limits.Memory,
 		Stdout:     env.Limits.Stdout,
 		Stderr:     env.Limits.Stderr,
@@ -169,7 +184,6 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 	}
 
 	progress(jobs.StateFetching)
-	var outcome *sandbox.Outcome
 	if o := r.fetch(ctx, spec, scratch, task); o != nil {
 		outcome = o
 	} else {
@@ -195,13 +209,13 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 		WallTime:    time.Duration(outcome.Run).Truncate(time.Microsecond),
 		PeakMemory:  outcome.PeakMemory,
 	}
-	if res.Stdout, err = r.store(ctx, task.StdoutPath, false); err != nil {
+	if res.Stdout, err = r.storeCapture(ctx, task.StdoutPath, outcome.Stdout, outcome.StdoutInline); err != nil {
 		return nil, err
 	}
-	if res.Stderr, err = r.store(ctx, task.StderrPath, false); err != nil {
+	if res.Stderr, err = r.storeCapture(ctx, task.StderrPath, outcome.Stderr, outcome.StderrInline); err != nil {
 		return nil, err
 	}
-	if res.Outputs, err = r.store(ctx, task.OutputsDir, true); err != nil {
+	if res.Outputs, err = r.storeOutputs(ctx, task.OutputsDir, outcome.OutputsUntouched); err != nil {
 		return nil, err
 	}
 	signed, err := jobs.SignResult(r.cfg.Key, res)
@@ -243,9 +257,10 @@ func (r *Runner) takeScratch() (string, error) {
 // returnScratch takes back a job's scratch directory. It is kept for the
 // next job only if reusable is set and it is back to what takeScratch
 // hands out: outputs/ empty, stdout and stderr emptied, nothing else;
-// anything else is removed whole.
-func (r *Runner) returnScratch(dir string, reusable bool) {
-	if reusable && cleanScratch(dir) {
+// anything else is removed whole. untouched says the sandbox changed
+// nothing in it, so it is not looked at.
+func (r *Runner) returnScratch(dir string, reusable, untouched bool) {
+	if reusable && (untouched || cleanScratch(dir)) {
 		r.mu.Lock()
 		kept := len(r.idle) < maxIdleScratch
 		if kept {
@@ -409,34 +424,53 @@ func plainTree(path string) error {
 	})
 }
 
-// store imports a capture file or the outputs dir.
-func (r *Runner) store(ctx context.Context, path string, dir bool) (cid.Cid, error) {
-	if !dir {
-		return r.storeCapture(ctx, path)
+// storeOutputs imports the outputs directory. An untouched one is still
+// the empty directory takeScratch made, whose CID is known after the
+// first import, as long as its block is still held.
+func (r *Runner) storeOutputs(ctx context.Context, dir string, untouched bool) (cid.Cid, error) {
+	if untouched {
+		r.mu.Lock()
+		c := r.emptyOutputs
+		r.mu.Unlock()
+		if c.Defined() {
+			if ok, err := r.cfg.Blocks.Has(ctx, c); err == nil && ok {
+				return c, nil
+			}
+		}
 	}
-	if err := plainTree(path); err != nil {
+	if err := plainTree(dir); err != nil {
 		return cid.Undef, fmt.Errorf("local: outputs: %w", err)
 	}
-	c, _, err := r.cfg.Blocks.AddPath(ctx, path)
+	c, _, err := r.cfg.Blocks.AddPath(ctx, dir)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(path), err)
+		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(dir), err)
+	}
+	if untouched {
+		r.mu.Lock()
+		r.emptyOutputs = c
+		r.mu.Unlock()
 	}
 	return c, nil
 }
 
-// storeCapture imports the capture file at path, which the sandbox wrote
-// (the program never sees it), from one open descriptor. A missing file is
-// an empty capture: the sandbox creates the file at the program's first
-// write to the stream.
-func (r *Runner) storeCapture(ctx context.Context, path string) (cid.Cid, error) {
-	var in io.Reader = bytes.NewReader(nil)
-	f, err := os.Open(path)
-	switch {
-	case err == nil:
-		defer f.Close()
-		in = f
-	case !errors.Is(err, fs.ErrNotExist):
-		return cid.Undef, fmt.Errorf("local: open %s: %w", filepath.Base(path), err)
+// storeCapture imports a captured stream: the bytes the sandbox handed
+// back when inline, else the capture file at path, which the sandbox
+// wrote (the program never sees it), read from one open descriptor. A
+// missing file is an empty capture: the sandbox creates the file only
+// when the stream outgrows what it keeps in memory.
+func (r *Runner) storeCapture(ctx context.Context, path string, data []byte, inline bool) (cid.Cid, error) {
+	var in io.Reader = bytes.NewReader(data)
+	if !inline {
+		f, err := os.Open(path)
+		switch {
+		case err == nil:
+			defer f.Close()
+			in = f
+		case errors.Is(err, fs.ErrNotExist):
+			in = bytes.NewReader(nil)
+		default:
+			return cid.Undef, fmt.Errorf("local: open %s: %w", filepath.Base(path), err)
+		}
 	}
 	c, _, err := r.cfg.Blocks.AddReader(ctx, in)
 	if err != nil {

@@ -298,11 +298,42 @@ func TestScratchReuse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "outputs", "left"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.runner.returnScratch(dir, true)
+	n.runner.returnScratch(dir, true, false)
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("scratch dir with outputs left in it: stat = %v, want it removed", err)
 	}
 	if len(idle()) != 0 {
 		t.Fatal("a dirty scratch dir was kept for reuse")
+	}
+}
+
+// TestEmptyOutputs checks that a job that leaves outputs/ alone gets the CID
+// of the empty directory without it being read back, that the block behind
+// that CID is there (imported again if it went), and that a job that
+// writes outputs after it still gets its own.
+func TestEmptyOutputs(t *testing.T) {
+	n := newNode(t, 1)
+	hello := n.blocks.AddBytes(wasm(t, "hello"))
+	emptyDir, _, err := n.blocks.AddPath(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.blocks.Remove(emptyDir)
+	for i := range 3 {
+		if i == 2 {
+			n.blocks.Remove(emptyDir) // as a garbage collection would
+		}
+		res, _ := n.execute(t, n.spec(t, jobs.Computation{Module: hello}, int64(i)))
+		if res.Result.Outputs != emptyDir {
+			t.Fatalf("job %d: outputs %s, want the empty directory %s", i, res.Result.Outputs, emptyDir)
+		}
+		if ok, _ := n.blocks.Has(context.Background(), emptyDir); !ok {
+			t.Fatalf("job %d: the empty directory's block is not held", i)
+		}
+	}
+	mod := n.blocks.AddBytes(wasm(t, "mandelbrot"))
+	res, _ := n.execute(t, n.spec(t, jobs.Computation{Module: mod, Args: []string{"-w", "16", "-h", "16"}}, 9))
+	if res.Result.Failure != "" || res.Result.Outputs == emptyDir {
+		t.Fatalf("mandelbrot: %+v, want its own outputs", res.Result)
 	}
 }

@@ -175,9 +175,9 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 		}
 	}
 
-	stdout := &cappedFile{path: t.StdoutPath, left: t.Stdout, what: jobs.FailureStdout}
+	stdout := &cappedFile{path: t.StdoutPath, inline: t.Inline, left: t.Stdout, what: jobs.FailureStdout}
 	defer stdout.close()
-	stderr := &cappedFile{path: t.StderrPath, left: t.Stderr, what: jobs.FailureStderr}
+	stderr := &cappedFile{path: t.StderrPath, inline: t.Inline, left: t.Stderr, what: jobs.FailureStderr}
 	defer stderr.close()
 
 	outputs := &budgetFS{FS: sysfs.DirFS(t.OutputsDir), left: int64(t.Outputs)}
@@ -237,6 +237,9 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 	out.Compile = compileTime.Nanoseconds()
 	out.Run = runTime.Nanoseconds()
 	out.Written = uint64(int64(t.Outputs) - outputs.left)
+	out.Stdout, out.StdoutInline = stdout.inlined()
+	out.Stderr, out.StderrInline = stderr.inlined()
+	out.OutputsUntouched = !outputs.touched.Load()
 	if mem.peak > 64<<20 && e.arena == nil {
 		debug.FreeOSMemory()
 	}
@@ -309,39 +312,66 @@ type limitExceeded struct{ what jobs.Failure }
 
 func (l limitExceeded) Error() string { return "sandbox: limit exceeded: " + string(l.what) }
 
-// cappedFile writes up to left bytes to the file at path and stops the
-// program when it writes more. The file is created (or emptied) at the
-// first write, so a program that writes nothing leaves none; a failure to
-// create it stops the program too.
+// cappedFile captures one output stream: it keeps up to inline bytes in
+// memory and, should the program write more, moves them to the file at
+// path and writes the rest there. It stops the program when it writes more
+// than left bytes in all. The file is created (or emptied) only then, so a
+// program that writes little leaves no file; a failure to create or write
+// it stops the program too.
 type cappedFile struct {
 	path     string
-	f        *os.File // nil until the first write
+	inline   uint64
+	buf      []byte   // the capture while it fits in inline
+	f        *os.File // nil until the capture outgrows inline
 	left     uint64
 	what     jobs.Failure
 	exceeded bool
-	err      error // creating the file failed
+	err      error // creating or writing the file failed
 }
 
 func (c *cappedFile) Write(p []byte) (int, error) {
-	if c.f == nil {
-		// A plain blocking descriptor: a regular file gains nothing from
-		// the runtime's poller, and os.OpenFile would try to register it.
-		fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			c.err = fmt.Errorf("sandbox: create capture file %s: %w", c.path, err)
-			panic(limitExceeded{jobs.FailureInternal})
-		}
-		c.f = os.NewFile(uintptr(fd), c.path)
+	n := uint64(len(p))
+	if c.f == nil && n <= c.left && uint64(len(c.buf))+n <= c.inline {
+		c.buf = append(c.buf, p...)
+		c.left -= n
+		return len(p), nil
 	}
-	if uint64(len(p)) > c.left {
+	if c.f == nil {
+		c.spill()
+	}
+	if n > c.left {
 		c.f.Write(p[:c.left])
 		c.left = 0
 		c.exceeded = true
 		panic(limitExceeded{c.what})
 	}
-	n, err := c.f.Write(p)
-	c.left -= uint64(n)
-	return n, err
+	w, err := c.f.Write(p)
+	c.left -= uint64(w)
+	return w, err
+}
+
+// spill creates the file and writes the bytes kept so far to it.
+func (c *cappedFile) spill() {
+	// A plain blocking descriptor: a regular file gains nothing from
+	// the runtime's poller, and os.OpenFile would try to register it.
+	fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		c.err = fmt.Errorf("sandbox: create capture file %s: %w", c.path, err)
+		panic(limitExceeded{jobs.FailureInternal})
+	}
+	c.f = os.NewFile(uintptr(fd), c.path)
+	if len(c.buf) > 0 {
+		if _, err := c.f.Write(c.buf); err != nil {
+			c.err = fmt.Errorf("sandbox: write capture file %s: %w", c.path, err)
+			panic(limitExceeded{jobs.FailureInternal})
+		}
+	}
+	c.buf = nil
+}
+
+// inlined returns the capture and true when it stayed in memory.
+func (c *cappedFile) inlined() ([]byte, bool) {
+	return c.buf, c.f == nil
 }
 
 func (c *cappedFile) close() {
@@ -428,12 +458,19 @@ func (l *linearMemory) Free() {
 
 // budgetFS is the /outputs mount: a directory whose files may receive at
 // most a budget of bytes in total, and where links cannot be made (so a
-// program cannot point an output at a host file).
+// program cannot point an output at a host file). It notes whether the
+// program asked to change anything in it (touched), so that an untouched
+// directory need not be read back.
 type budgetFS struct {
 	experimentalsys.FS
 	left     int64
 	exceeded atomic.Bool
+	touched  atomic.Bool
 }
+
+// writeFlags are the open flags that can change a file or create one.
+const writeFlags = experimentalsys.O_RDWR | experimentalsys.O_WRONLY | experimentalsys.O_APPEND |
+	experimentalsys.O_CREAT | experimentalsys.O_TRUNC
 
 func (b *budgetFS) take(n int64) {
 	if n > b.left {
@@ -445,11 +482,44 @@ func (b *budgetFS) take(n int64) {
 }
 
 func (b *budgetFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	if flag&writeFlags != 0 {
+		b.touched.Store(true)
+	}
 	f, errno := b.FS.OpenFile(path, flag, perm)
 	if errno != 0 {
 		return nil, errno
 	}
 	return &budgetFile{File: f, fs: b}, 0
+}
+
+func (b *budgetFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Mkdir(path, perm)
+}
+
+func (b *budgetFS) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Chmod(path, perm)
+}
+
+func (b *budgetFS) Rename(from, to string) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Rename(from, to)
+}
+
+func (b *budgetFS) Rmdir(path string) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Rmdir(path)
+}
+
+func (b *budgetFS) Unlink(path string) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Unlink(path)
+}
+
+func (b *budgetFS) Utimens(path string, atim, mtim int64) experimentalsys.Errno {
+	b.touched.Store(true)
+	return b.FS.Utimens(path, atim, mtim)
 }
 
 func (b *budgetFS) Symlink(_, _ string) experimentalsys.Errno { return experimentalsys.EPERM }
@@ -458,6 +528,11 @@ func (b *budgetFS) Link(_, _ string) experimentalsys.Errno    { return experimen
 type budgetFile struct {
 	experimentalsys.File
 	fs *budgetFS
+}
+
+func (f *budgetFile) Utimens(atim, mtim int64) experimentalsys.Errno {
+	f.fs.touched.Store(true)
+	return f.File.Utimens(atim, mtim)
 }
 
 func (f *budgetFile) Write(p []byte) (int, experimentalsys.Errno) {

@@ -259,6 +259,10 @@ func (p *Pool) runOn(ctx context.Context, w *worker, t *Task, wall time.Duration
 				runStarted = true
 				timer.Reset(wall)
 			case r.m.Type == msgDone:
+				if o := r.m.Done; uint64(len(o.Stdout)) > t.Inline || uint64(len(o.Stderr)) > t.Inline {
+					w.broken = true
+					return failed(jobs.FailureWorker, "sandbox worker returned %d and %d bytes of stdout and stderr, more than the %d asked for", len(o.Stdout), len(o.Stderr), t.Inline), nil
+				}
 				return r.m.Done, nil
 			default:
 				w.broken = true

@@ -71,8 +71,13 @@ type Task struct {
 	Env        []string `json:"env"`         // KEY=VALUE, sorted
 	InputsDir  string   `json:"inputs_dir"`  // mounted read-only at /inputs; "" for none
 	OutputsDir string   `json:"outputs_dir"` // mounted read-write at /outputs
-	StdoutPath string   `json:"stdout_path"` // captured stdout is written here
-	StderrPath string   `json:"stderr_path"` // captured stderr is written here
+	StdoutPath string   `json:"stdout_path"` // captured stdout is written here (see Inline)
+	StderrPath string   `json:"stderr_path"` // captured stderr is written here (see Inline)
+	// Inline is how many bytes of stdout, and of stderr, come back in the
+	// Outcome instead of their file: a stream that stays within it is
+	// never written to disk. 0 writes every byte to the files. At most
+	// MaxInline.
+	Inline uint64 `json:"inline"`
 	Memory     uint64   `json:"memory"`      // linear memory limit, bytes
 	Stdout     uint64   `json:"stdout"`      // stdout limit, bytes
 	Stderr     uint64   `json:"stderr"`      // stderr limit, bytes
@@ -89,7 +94,22 @@ type Outcome struct {
 	Compile    int64        `json:"compile_ns"`  // time spent compiling (or loading from the disk cache)
 	Run        int64        `json:"run_ns"`      // time from start to exit
 	Written    uint64       `json:"written"`     // bytes written under /outputs
+	// StdoutInline says Stdout holds the whole of stdout and its file was
+	// not written; otherwise the capture is in the file at Task.StdoutPath
+	// (missing when the program wrote nothing). The same for stderr.
+	StdoutInline bool   `json:"stdout_inline"`
+	Stdout       []byte `json:"stdout,omitempty"`
+	StderrInline bool   `json:"stderr_inline"`
+	Stderr       []byte `json:"stderr,omitempty"`
+	// OutputsUntouched says the program created, changed and removed
+	// nothing under /outputs: the directory is as the task found it.
+	// False means it may have changed (always, when a worker crashed).
+	OutputsUntouched bool `json:"outputs_untouched"`
 }
+
+// MaxInline bounds Task.Inline: two streams of it, in JSON, fit in one
+// message on the pipe.
+const MaxInline = 256 << 10
 
 // Validate checks t and returns an error naming the first bad field.
 func (t *Task) Validate() error {
@@ -115,6 +135,9 @@ func (t *Task) Validate() error {
 	}
 	if t.Stdout > jobs.MaxStreamBytes || t.Stderr > jobs.MaxStreamBytes || t.Outputs > jobs.MaxOutputBytes {
 		return errors.New("sandbox: task stdout, stderr or outputs limit is out of range")
+	}
+	if t.Inline > MaxInline {
+		return fmt.Errorf("sandbox: task.inline %d is more than %d", t.Inline, MaxInline)
 	}
 	return nil
 }
@@ -146,7 +169,8 @@ func (m *message) validate() error {
 		ok = m.Started != nil
 	case msgDone:
 		ok = m.Done != nil && m.Done.Failure.Valid() && (m.Done.Failure == jobs.FailureNone || m.Done.ExitCode == -1) &&
-			m.Done.ExitCode >= -1 && m.Done.ExitCode <= 1<<32-1 && len(m.Done.Reason) <= jobs.MaxReasonSize
+			m.Done.ExitCode >= -1 && m.Done.ExitCode <= 1<<32-1 && len(m.Done.Reason) <= jobs.MaxReasonSize &&
+			m.Done.inlineValid()
 	default:
 		return fmt.Errorf("sandbox: unknown message type %q", m.Type)
 	}
@@ -154,6 +178,13 @@ func (m *message) validate() error {
 		return fmt.Errorf("sandbox: malformed %q message", m.Type)
 	}
 	return nil
+}
+
+// inlineValid reports whether o's inline captures are within MaxInline and
+// present only when marked inline.
+func (o *Outcome) inlineValid() bool {
+	return len(o.Stdout) <= MaxInline && len(o.Stderr) <= MaxInline &&
+		(o.StdoutInline || len(o.Stdout) == 0) && (o.StderrInline || len(o.Stderr) == 0)
 }
 
 // writeMessage frames and writes m.

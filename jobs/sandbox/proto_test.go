@@ -26,6 +26,7 @@ func protoSeeds() [][]byte {
 		{Type: msgStarted, Started: &started{Compiled: true}},
 		{Type: msgDone, Done: &Outcome{ExitCode: 3, PeakMemory: 1 << 20, Run: 5}},
 		{Type: msgDone, Done: &Outcome{ExitCode: -1, Failure: "wall_time", Reason: "too slow"}},
+		{Type: msgDone, Done: &Outcome{StdoutInline: true, Stdout: []byte("hi\n"), StderrInline: true, OutputsUntouched: true}},
 	} {
 		b, _ := json.Marshal(m)
 		out = append(out, b)
@@ -62,6 +63,8 @@ func TestMessageRejects(t *testing.T) {
 		`{"type":"done","done":{"exit_code":0,"failure":"bogus"}}`,
 		`{"type":"done","done":{"exit_code":2,"failure":"trap"}}`,
 		`{"type":"done","done":{"exit_code":-7}}`,
+		`{"type":"done","done":{"exit_code":0,"stdout":"aGk="}}`,
+		`{"type":"done","done":{"exit_code":0,"stderr_inline":false,"stderr":"aGk="}}`,
 		`{"type":"hello","hello":{"cache_dir":"relative","max_modules":1,"address_space":0}}`,
 	}
 	for _, s := range bad {
@@ -77,6 +80,7 @@ func TestMessageRejects(t *testing.T) {
 		"memory":           func(t *Task) { t.Memory = 1 },
 		"stdout":           func(t *Task) { t.Stdout = 1 << 40 },
 		"seed":             func(t *Task) { t.Seed = "" },
+		"inline":           func(t *Task) { t.Inline = MaxInline + 1 },
 	}
 	for name, mutate := range tasks {
 		task := validTask()

@@ -169,6 +169,54 @@ func TestCaptureFiles(t *testing.T) {
 	}
 }
 
+// TestCaptureInline checks that streams within Task.Inline come back in the
+// Outcome and leave no file, that a longer one goes to its file whole (the
+// bytes kept in memory first, then the rest, up to the limit), and that
+// the outcome says whether /outputs was touched.
+func TestCaptureInline(t *testing.T) {
+	p := newPool(t, Config{Slots: 1})
+	j := newJob(t, example(t, "hello"), "world")
+	j.task.Inline = 4 << 10
+	o := run(t, p, j, time.Minute)
+	if o.Failure != "" || o.ExitCode != 0 {
+		t.Fatalf("outcome = %+v, want exit 0", o)
+	}
+	if want := "hello from shoal\narg 1: world\n"; !o.StdoutInline || string(o.Stdout) != want {
+		t.Fatalf("stdout inline %v %q, want %q", o.StdoutInline, o.Stdout, want)
+	}
+	if !o.StderrInline || len(o.Stderr) != 0 || !o.OutputsUntouched {
+		t.Fatalf("outcome = %+v, want empty inline stderr and untouched outputs", o)
+	}
+	for _, f := range []string{j.task.StdoutPath, j.task.StderrPath} {
+		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("capture file %s of an inline stream: %v, want none made", f, err)
+		}
+	}
+
+	mis := example(t, "misbehave")
+	j = newJob(t, mis, "stdout")
+	j.task.Inline, j.task.Stdout = 4<<10, 100<<10
+	o = run(t, p, j, time.Minute)
+	if o.Failure != jobs.FailureStdout || o.StdoutInline || len(o.Stdout) != 0 {
+		t.Fatalf("outcome = %+v, want a stdout failure with the capture in its file", o)
+	}
+	b, err := os.ReadFile(j.task.StdoutPath)
+	if err != nil || len(b) != 100<<10 || !strings.HasPrefix(string(b), "flood flood ") || strings.Count(string(b), "\n") != (100<<10)/601 {
+		t.Fatalf("captured stdout: %d bytes, %v; want exactly the limit, the lines kept in memory first", len(b), err)
+	}
+
+	j = newJob(t, mis, "outputs")
+	j.task.Inline, j.task.Outputs = 4<<10, 1<<20
+	if o = run(t, p, j, time.Minute); o.OutputsUntouched {
+		t.Fatalf("outcome = %+v, want outputs touched", o)
+	}
+	j = newJob(t, mis, "read", "/outputs/none")
+	j.task.Inline = 4 << 10
+	if o = run(t, p, j, time.Minute); !o.OutputsUntouched || string(o.Stdout) != "/outputs/none: error\n" {
+		t.Fatalf("outcome = %+v (stdout %q), want outputs untouched by a read", o, o.Stdout)
+	}
+}
+
 // TestCompileCache checks that a module is compiled once per worker, and
 // that a fresh worker finds it in the disk cache.
 func TestCompileCache(t *testing.T) {

@@ -253,6 +253,15 @@ func (s *Service) Close() error {
 	return err
 }
 
+// Has reports whether block c is held here, without fetching it.
+func (s *Service) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	ok, err := s.bs.Has(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("blocks: look up %s: %w", c, err)
+	}
+	return ok, nil
+}
+
 // Blockstore returns the underlying blockstore, for callers that need raw
 // access (it is not hash-checked on write: use PutBlock for untrusted bytes).
 func (s *Service) Blockstore() blockstore.Blockstore { return s.bs }
