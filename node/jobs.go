@@ -79,6 +79,9 @@ type jobRecord struct {
 	cancel  context.CancelFunc // nil unless running
 	stored  bool               // persisted at least once; guarded by jobService.mu
 	changed chan struct{}      // closed and replaced on every change; guarded by jobService.mu
+	// fresh marks a spec made by this run of the node (not resumed from
+	// the store): the job manager cannot have seen it. Set before start.
+	fresh bool
 }
 
 // changedLocked returns the channel closed at rec's next change; s.mu
@@ -421,7 +424,7 @@ func (s *jobService) submit(req *client.JobRequest) (*jobRecord, error) {
 		return nil, err
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	rec := &jobRecord{spec: spec, info: client.JobInfo{
+	rec := &jobRecord{spec: spec, fresh: true, info: client.JobInfo{
 		Job:         spec.ID.String(),
 		State:       string(jobs.StateQueued),
 		Computation: spec.CompCID.String(),

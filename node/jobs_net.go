@@ -210,7 +210,11 @@ func (s *jobService) runNet(ctx context.Context, rec *jobRecord) bool {
 			i.State, i.Blocker, i.Failure, i.Reason = string(jobs.StateFailed), "", string(jobs.FailureInternal), err.Error()
 		})
 	}
-	if err := m.Submit(ctx, rec.spec); err != nil {
+	submit := m.Submit
+	if rec.fresh {
+		submit = m.SubmitNew
+	}
+	if err := submit(ctx, rec.spec); err != nil {
 		if s.ctx.Err() == nil {
 			fail(err)
 		}

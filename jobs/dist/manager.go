@@ -224,6 +224,17 @@ func (m *Manager) Close() error {
 // running it across the network. It returns once the job is stored;
 // Status and Wait follow it. Submitting a job again is a no-op.
 func (m *Manager) Submit(ctx context.Context, spec *jobs.SignedSpec) error {
+	return m.submit(ctx, spec, true)
+}
+
+// SubmitNew is Submit for a spec this node has just made and never
+// submitted: its envelope's random nonce gives it an ID no stored job
+// has, so the store is not searched for an earlier run of it.
+func (m *Manager) SubmitNew(ctx context.Context, spec *jobs.SignedSpec) error {
+	return m.submit(ctx, spec, false)
+}
+
+func (m *Manager) submit(ctx context.Context, spec *jobs.SignedSpec, lookUp bool) error {
 	if spec.Envelope.Submitter != m.self {
 		return fmt.Errorf("dist: submit job %s: %w (submitter %s, this node %s)", spec.ID, ErrNotSubmitter, spec.Envelope.Submitter, m.self)
 	}
@@ -235,8 +246,10 @@ func (m *Manager) Submit(ctx context.Context, spec *jobs.SignedSpec) error {
 	if _, ok := m.jobs[spec.ID]; ok {
 		return nil
 	}
-	if _, err := m.st.get(ctx, spec.ID); err == nil {
-		return nil // ended before: Status reads it from the store
+	if lookUp {
+		if _, err := m.st.get(ctx, spec.ID); err == nil {
+			return nil // ended before: Status reads it from the store
+		}
 	}
 	now := time.Now()
 	rec := &record{Version: recordVersion, Spec: spec, State: jobs.StateQueued,

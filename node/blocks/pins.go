@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -26,6 +27,47 @@ type pinRecord struct {
 }
 
 func pinKey(c cid.Cid) datastore.Key { return datastore.NewKey(c.String()) }
+
+// A pinCache remembers roots lately seen pinned, so that the usual check
+// of a job result that is pinned already (the same stdout, the empty
+// outputs) needs no datastore lookup. Unpin removes its root; gen makes a
+// lookup that raced with an Unpin leave no stale entry. Its zero value is
+// empty and ready.
+type pinCache struct {
+	mu    sync.Mutex
+	roots map[cid.Cid]struct{}
+	gen   uint64 // bumped by every Unpin
+}
+
+// maxPinCache bounds a pinCache; a full one starts over.
+const maxPinCache = 1024
+
+func (p *pinCache) has(c cid.Cid) (bool, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.roots[c]
+	return ok, p.gen
+}
+
+// add remembers c unless an Unpin happened since gen was read.
+func (p *pinCache) add(c cid.Cid, gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen != p.gen {
+		return
+	}
+	if p.roots == nil || len(p.roots) >= maxPinCache {
+		p.roots = make(map[cid.Cid]struct{})
+	}
+	p.roots[c] = struct{}{}
+}
+
+func (p *pinCache) remove(c cid.Cid) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.roots, c)
+	p.gen++
+}
 
 // putPin records a pin on c; the caller holds gcMu and c's DAG is local.
 func (s *Service) putPin(ctx context.Context, c cid.Cid) error {
@@ -79,7 +121,11 @@ func (s *Service) Unpin(ctx context.Context, c cid.Cid) error {
 	if !has {
 		return fmt.Errorf("blocks: unpinning %s: %w", c, ErrNotPinned)
 	}
-	if err := s.pinDS.Delete(ctx, pinKey(c)); err != nil {
+	err = s.pinDS.Delete(ctx, pinKey(c))
+	// After the Delete: a lookup that read the pin before it then adds
+	// nothing (the generation moved) or is removed here.
+	s.pinned.remove(c)
+	if err != nil {
 		return fmt.Errorf("blocks: removing pin %s: %w", c, err)
 	}
 	return nil
@@ -87,7 +133,18 @@ func (s *Service) Unpin(ctx context.Context, c cid.Cid) error {
 
 // IsPinned reports whether c is pinned (as a root).
 func (s *Service) IsPinned(ctx context.Context, c cid.Cid) (bool, error) {
-	return s.pinDS.Has(ctx, pinKey(c))
+	ok, gen := s.pinned.has(c)
+	if ok {
+		return true, nil
+	}
+	ok, err := s.pinDS.Has(ctx, pinKey(c))
+	if err != nil {
+		return false, fmt.Errorf("blocks: looking up pin %s: %w", c, err)
+	}
+	if ok {
+		s.pinned.add(c, gen)
+	}
+	return ok, nil
 }
 
 // Pins lists the pinned roots.

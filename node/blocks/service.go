@@ -165,6 +165,8 @@ type Service struct {
 	// (adds, fetches) and exclusively by GC.
 	gcMu sync.RWMutex
 
+	pinned pinCache // roots lately seen pinned
+
 	mu            sync.Mutex
 	penalised     map[peer.ID]time.Time // guarded by mu
 	lastAutoGC    time.Time             // guarded by mu

@@ -305,8 +305,16 @@ func TestGCKeepsPinned(t *testing.T) {
 	ctx := context.Background()
 	keep, want := addRandom(t, s, 5, 1<<20+7)
 	drop, _ := addRandom(t, s, 6, 1<<20+9)
+	for range 2 { // the second answer comes from the cache of pinned roots
+		if ok, err := s.IsPinned(ctx, drop); !ok || err != nil {
+			t.Fatalf("IsPinned(added) = %v, %v", ok, err)
+		}
+	}
 	if err := s.Unpin(ctx, drop); err != nil {
 		t.Fatalf("Unpin: %v", err)
+	}
+	if ok, err := s.IsPinned(ctx, drop); ok || err != nil {
+		t.Fatalf("IsPinned(unpinned) = %v, %v; want false", ok, err)
 	}
 	if err := s.Unpin(ctx, drop); err == nil {
 		t.Error("Unpin of an unpinned CID succeeded")
