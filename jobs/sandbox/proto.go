@@ -77,11 +77,11 @@ type Task struct {
 	// Outcome instead of their file: a stream that stays within it is
 	// never written to disk. 0 writes every byte to the files. At most
 	// MaxInline.
-	Inline uint64 `json:"inline"`
-	Memory     uint64   `json:"memory"`      // linear memory limit, bytes
-	Stdout     uint64   `json:"stdout"`      // stdout limit, bytes
-	Stderr     uint64   `json:"stderr"`      // stderr limit, bytes
-	Outputs    uint64   `json:"outputs"`     // bytes the program may write under /outputs
+	Inline  uint64 `json:"inline"`
+	Memory  uint64 `json:"memory"`  // linear memory limit, bytes
+	Stdout  uint64 `json:"stdout"`  // stdout limit, bytes
+	Stderr  uint64 `json:"stderr"`  // stderr limit, bytes
+	Outputs uint64 `json:"outputs"` // bytes the program may write under /outputs
 }
 
 // An Outcome is how one run ended.
