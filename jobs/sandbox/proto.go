@@ -73,15 +73,15 @@ type Task struct {
 	OutputsDir string   `json:"outputs_dir"` // mounted read-write at /outputs
 	StdoutPath string   `json:"stdout_path"` // captured stdout is written here (see Inline)
 	StderrPath string   `json:"stderr_path"` // captured stderr is written here (see Inline)
+	Memory     uint64   `json:"memory"`      // linear memory limit, bytes
+	Stdout     uint64   `json:"stdout"`      // stdout limit, bytes
+	Stderr     uint64   `json:"stderr"`      // stderr limit, bytes
+	Outputs    uint64   `json:"outputs"`     // bytes the program may write under /outputs
 	// Inline is how many bytes of stdout, and of stderr, come back in the
 	// Outcome instead of their file: a stream that stays within it is
 	// never written to disk. 0 writes every byte to the files. At most
 	// MaxInline.
-	Inline  uint64 `json:"inline"`
-	Memory  uint64 `json:"memory"`  // linear memory limit, bytes
-	Stdout  uint64 `json:"stdout"`  // stdout limit, bytes
-	Stderr  uint64 `json:"stderr"`  // stderr limit, bytes
-	Outputs uint64 `json:"outputs"` // bytes the program may write under /outputs
+	Inline uint64 `json:"inline"`
 }
 
 // An Outcome is how one run ended.
