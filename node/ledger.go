@@ -323,9 +323,11 @@ func (n *Node) ledgerJobEnded(st dist.Status) {
 }
 
 // ledgerReplicateEnded replicates the ledgers of the workers of ended
-// jobs, each once per ledgerReplicateDelay however many of its jobs ended,
-// unless the worker's gossiped checkpoints have had its log replicated
-// and every result awaited from it found there in the meantime.
+// jobs, each at most once per ledgerReplicateDelay however many of its
+// jobs ended, and only for results awaited that long: the worker's
+// gossiped checkpoints (ledgerAnnounceCheck apart while its log grows)
+// have its log replicated, and the results found there, sooner as a rule.
+// A worker that runs jobs without pause always has some just returned.
 func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
 	defer a.wg.Done()
 	pending := make(map[peer.ID]bool)
@@ -345,17 +347,38 @@ func (n *Node) ledgerReplicateEnded(a *ledgerArea) {
 			}
 		case <-due:
 			due = nil
+			now := time.Now()
 			for p := range pending {
 				a.mu.Lock()
-				awaited := len(a.expect[p]) > 0
+				oldest := oldestExpected(a.expect[p])
 				a.mu.Unlock()
-				if awaited {
+				switch {
+				case oldest.IsZero():
+					delete(pending, p) // its checkpoint gossip brought them all
+				case now.Sub(oldest) >= ledgerReplicateDelay:
+					delete(pending, p)
 					n.ledgerReplicate(p)
 				}
+				// Otherwise only results of jobs that ended since are
+				// awaited: the gossip may still bring them; look again.
 			}
-			clear(pending)
+			if len(pending) > 0 {
+				due = time.After(ledgerReplicateDelay)
+			}
 		}
 	}
+}
+
+// oldestExpected returns when the longest awaited of exp ended, or the
+// zero time if exp is empty.
+func oldestExpected(exp map[cid.Cid]expectedEntry) time.Time {
+	var oldest time.Time
+	for _, e := range exp {
+		if oldest.IsZero() || e.since.Before(oldest) {
+			oldest = e.since
+		}
+	}
+	return oldest
 }
 
 // ledgerReplicate fetches p's newest checkpoint and has the witness verify
