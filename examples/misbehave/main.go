@@ -26,6 +26,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "loop":
+		fmt.Println("looping")
 		n := 0
 		for {
 			n++

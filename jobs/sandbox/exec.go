@@ -237,8 +237,8 @@ func (e *executor) run(ctx context.Context, t *Task, started func(compiled bool)
 	out.Compile = compileTime.Nanoseconds()
 	out.Run = runTime.Nanoseconds()
 	out.Written = uint64(int64(t.Outputs) - outputs.left)
-	out.Stdout, out.StdoutInline = stdout.inlined()
-	out.Stderr, out.StderrInline = stderr.inlined()
+	out.Stdout, out.StdoutInline = stdout.end()
+	out.Stderr, out.StderrInline = stderr.end()
 	out.OutputsUntouched = !outputs.touched.Load()
 	if mem.peak > 64<<20 && e.arena == nil {
 		debug.FreeOSMemory()
@@ -312,66 +312,68 @@ type limitExceeded struct{ what jobs.Failure }
 
 func (l limitExceeded) Error() string { return "sandbox: limit exceeded: " + string(l.what) }
 
-// cappedFile captures one output stream: it keeps up to inline bytes in
-// memory and, should the program write more, moves them to the file at
-// path and writes the rest there. It stops the program when it writes more
-// than left bytes in all. The file is created (or emptied) only then, so a
-// program that writes little leaves no file; a failure to create or write
-// it stops the program too.
+// cappedFile captures one output stream in the file at path, and stops
+// the program when it writes more than left bytes. The file is created (or
+// emptied) at the first write, so a program that writes nothing leaves
+// none; a failure to create it stops the program too. Every byte goes to
+// the file as it is written, so that a worker killed mid-run (past its
+// wall time) leaves what the program wrote. Up to inline bytes are also
+// kept in memory: a capture that fits is handed back in the Outcome and
+// its file emptied at the end (end), so the node need not read it.
 type cappedFile struct {
 	path     string
+	f        *os.File // nil until the first write
 	inline   uint64
-	buf      []byte   // the capture while it fits in inline
-	f        *os.File // nil until the capture outgrows inline
+	buf      []byte // a copy of the capture while it fits in inline
+	over     bool   // the capture outgrew inline
 	left     uint64
 	what     jobs.Failure
 	exceeded bool
-	err      error // creating or writing the file failed
+	err      error // creating the file failed
 }
 
 func (c *cappedFile) Write(p []byte) (int, error) {
-	n := uint64(len(p))
-	if c.f == nil && n <= c.left && uint64(len(c.buf))+n <= c.inline {
-		c.buf = append(c.buf, p...)
-		c.left -= n
-		return len(p), nil
-	}
 	if c.f == nil {
-		c.spill()
+		// A plain blocking descriptor: a regular file gains nothing from
+		// the runtime's poller, and os.OpenFile would try to register it.
+		fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			c.err = fmt.Errorf("sandbox: create capture file %s: %w", c.path, err)
+			panic(limitExceeded{jobs.FailureInternal})
+		}
+		c.f = os.NewFile(uintptr(fd), c.path)
 	}
-	if n > c.left {
+	if uint64(len(p)) > c.left {
 		c.f.Write(p[:c.left])
 		c.left = 0
 		c.exceeded = true
+		c.over, c.buf = true, nil
 		panic(limitExceeded{c.what})
 	}
-	w, err := c.f.Write(p)
-	c.left -= uint64(w)
-	return w, err
-}
-
-// spill creates the file and writes the bytes kept so far to it.
-func (c *cappedFile) spill() {
-	// A plain blocking descriptor: a regular file gains nothing from
-	// the runtime's poller, and os.OpenFile would try to register it.
-	fd, err := unix.Open(c.path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		c.err = fmt.Errorf("sandbox: create capture file %s: %w", c.path, err)
-		panic(limitExceeded{jobs.FailureInternal})
-	}
-	c.f = os.NewFile(uintptr(fd), c.path)
-	if len(c.buf) > 0 {
-		if _, err := c.f.Write(c.buf); err != nil {
-			c.err = fmt.Errorf("sandbox: write capture file %s: %w", c.path, err)
-			panic(limitExceeded{jobs.FailureInternal})
+	n, err := c.f.Write(p)
+	c.left -= uint64(n)
+	if !c.over {
+		if uint64(len(c.buf)+n) <= c.inline {
+			c.buf = append(c.buf, p[:n]...)
+		} else {
+			c.over, c.buf = true, nil
 		}
 	}
-	c.buf = nil
+	return n, err
 }
 
-// inlined returns the capture and true when it stayed in memory.
-func (c *cappedFile) inlined() ([]byte, bool) {
-	return c.buf, c.f == nil
+// end returns the capture and true when it fits in inline, emptying its
+// file; otherwise the capture is the file.
+func (c *cappedFile) end() ([]byte, bool) {
+	if c.over || c.inline == 0 {
+		return nil, false
+	}
+	if c.f != nil {
+		if err := c.f.Truncate(0); err != nil {
+			return nil, false // the file still holds it all
+		}
+	}
+	return c.buf, true
 }
 
 func (c *cappedFile) close() {

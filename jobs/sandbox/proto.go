@@ -77,9 +77,11 @@ type Task struct {
 	Stdout     uint64   `json:"stdout"`      // stdout limit, bytes
 	Stderr     uint64   `json:"stderr"`      // stderr limit, bytes
 	Outputs    uint64   `json:"outputs"`     // bytes the program may write under /outputs
-	// Inline is how many bytes of stdout, and of stderr, come back in the
-	// Outcome instead of their file: a stream that stays within it is
-	// never written to disk. 0 writes every byte to the files. At most
+	// Inline is how many bytes of stdout, and of stderr, also come back
+	// in the Outcome: the file of a stream that stays within it is emptied
+	// at the end, so the node need not read it. Every byte is written to
+	// the files as the program writes it all the same, so that a worker
+	// killed mid-run leaves them. 0 returns nothing inline. At most
 	// MaxInline.
 	Inline uint64 `json:"inline"`
 }
@@ -94,9 +96,10 @@ type Outcome struct {
 	Compile    int64        `json:"compile_ns"`  // time spent compiling (or loading from the disk cache)
 	Run        int64        `json:"run_ns"`      // time from start to exit
 	Written    uint64       `json:"written"`     // bytes written under /outputs
-	// StdoutInline says Stdout holds the whole of stdout and its file was
-	// not written; otherwise the capture is in the file at Task.StdoutPath
-	// (missing when the program wrote nothing). The same for stderr.
+	// StdoutInline says Stdout holds the whole of stdout and its file is
+	// empty or absent; otherwise the capture is in the file at
+	// Task.StdoutPath (absent when the program wrote nothing). The same
+	// for stderr.
 	StdoutInline bool   `json:"stdout_inline"`
 	Stdout       []byte `json:"stdout,omitempty"`
 	StderrInline bool   `json:"stderr_inline"`

@@ -170,9 +170,9 @@ func TestCaptureFiles(t *testing.T) {
 }
 
 // TestCaptureInline checks that streams within Task.Inline come back in the
-// Outcome and leave no file, that a longer one goes to its file whole (the
-// bytes kept in memory first, then the rest, up to the limit), and that
-// the outcome says whether /outputs was touched.
+// Outcome with their files emptied, that a longer one is left in its file
+// whole (up to the limit), that a run killed at its wall time leaves what
+// it printed, and that the outcome says whether /outputs was touched.
 func TestCaptureInline(t *testing.T) {
 	p := newPool(t, Config{Slots: 1})
 	j := newJob(t, example(t, "hello"), "world")
@@ -187,10 +187,11 @@ func TestCaptureInline(t *testing.T) {
 	if !o.StderrInline || len(o.Stderr) != 0 || !o.OutputsUntouched {
 		t.Fatalf("outcome = %+v, want empty inline stderr and untouched outputs", o)
 	}
-	for _, f := range []string{j.task.StdoutPath, j.task.StderrPath} {
-		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("capture file %s of an inline stream: %v, want none made", f, err)
-		}
+	if st, err := os.Stat(j.task.StdoutPath); err != nil || st.Size() != 0 {
+		t.Fatalf("stdout file of an inline capture: %v, want it emptied", err)
+	}
+	if _, err := os.Lstat(j.task.StderrPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stderr file of a program that wrote none: %v, want none made", err)
 	}
 
 	mis := example(t, "misbehave")
@@ -202,7 +203,18 @@ func TestCaptureInline(t *testing.T) {
 	}
 	b, err := os.ReadFile(j.task.StdoutPath)
 	if err != nil || len(b) != 100<<10 || !strings.HasPrefix(string(b), "flood flood ") || strings.Count(string(b), "\n") != (100<<10)/601 {
-		t.Fatalf("captured stdout: %d bytes, %v; want exactly the limit, the lines kept in memory first", len(b), err)
+		t.Fatalf("captured stdout: %d bytes, %v; want exactly the limit, in order", len(b), err)
+	}
+
+	// A run killed at its wall time keeps what it printed.
+	j = newJob(t, mis, "loop")
+	j.task.Inline = 4 << 10
+	o = run(t, p, j, 600*time.Millisecond)
+	if o.Failure != jobs.FailureWallTime || o.StdoutInline {
+		t.Fatalf("outcome = %+v, want a wall-time failure with stdout in its file", o)
+	}
+	if got := j.stdout(t); got != "looping\n" {
+		t.Fatalf("stdout of a run stopped at its wall time = %q, want what it printed", got)
 	}
 
 	j = newJob(t, mis, "outputs")
