@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -523,7 +524,14 @@ func (m *Manager) finish(ctx context.Context, j *job, slots []*slot, timedOut, c
 			m.log.Warn("could not announce a job's verdict", "job", j.id, "err", err)
 		}
 	}
-	m.log.Info("job ended", "job", j.id, "state", j.state, "verdict", j.rec.Verdict, "reason", j.rec.Reason,
+	// A verified job is logged at debug level: a busy node ends hundreds a
+	// second, and `shoal job list`, the metrics and the ledger hold them.
+	// Anything else is worth an operator's eye.
+	level := slog.LevelInfo
+	if j.rec.Verdict == quorum.Verified {
+		level = slog.LevelDebug
+	}
+	m.log.Log(sctx, level, "job ended", "job", j.id, "state", j.state, "verdict", j.rec.Verdict, "reason", j.rec.Reason,
 		"took", time.Since(j.rec.Created), "record", recorded.Sub(t0), "save", saved.Sub(recorded), "announce", time.Since(saved))
 	if m.cfg.Ended != nil {
 		m.cfg.Ended(j.status())
