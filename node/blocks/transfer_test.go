@@ -364,3 +364,43 @@ func TestPinFetchesFromPeer(t *testing.T) {
 		t.Fatalf("pinned DAG incomplete after GC: %v %v", missing, err)
 	}
 }
+
+// TestPinCacheUnpinRace checks that lookups racing with Unpin never leave
+// the cache of pinned roots answering true once Unpin has returned.
+func TestPinCacheUnpinRace(t *testing.T) {
+	s := newService(t, newHost(t), nil)
+	ctx := context.Background()
+	c, _ := addRandom(t, s, 7, 1000)
+	for round := range 30 {
+		if round > 0 {
+			if err := s.Pin(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						s.IsPinned(ctx, c)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		if err := s.Unpin(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		if ok, err := s.IsPinned(ctx, c); ok || err != nil {
+			t.Fatalf("round %d: IsPinned after Unpin = %v, %v; want false", round, ok, err)
+		}
+	}
+}
