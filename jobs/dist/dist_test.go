@@ -3,6 +3,7 @@ package dist
 import (
 	"context"
 	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,6 +36,16 @@ func TestOneReplica(t *testing.T) {
 	if err := c.mgr.Submit(ctx, c.mgr.mustSpec(t, st.Job)); err != nil || c.mgr.lookup(st.Job) != nil {
 		t.Fatalf("submitting the ended job again = %v (in memory: %v); want a no-op", err, c.mgr.lookup(st.Job) != nil)
 	}
+	// A spec just made goes in without looking for an earlier run of it,
+	// and runs the same.
+	fresh := c.spec(1, 1, "hello")
+	if err := c.mgr.SubmitNew(ctx, fresh); err != nil {
+		t.Fatalf("SubmitNew = %v", err)
+	}
+	if got, err := c.mgr.Wait(ctx, fresh.ID); err != nil || got.Verdict != quorum.Verified {
+		t.Fatalf("Wait on a job submitted new = %+v, %v", got, err)
+	}
+	waitFor(t, "the second job to leave memory", func() bool { return c.mgr.lookup(fresh.ID) == nil })
 	// Reading it back after a restart of the manager gives the same.
 	c.mgr.Close()
 	c.startManager()
@@ -43,8 +54,9 @@ func TestOneReplica(t *testing.T) {
 		t.Fatalf("Status after restart = %+v, %v", got, err)
 	}
 	list, err := c.mgr.List(context.Background())
-	if err != nil || len(list) != 1 || list[0].Job != st.Job {
-		t.Fatalf("List = %v, %v; want the one job", list, err)
+	if err != nil || len(list) != 2 || !slices.ContainsFunc(list, func(s Status) bool { return s.Job == st.Job }) ||
+		!slices.ContainsFunc(list, func(s Status) bool { return s.Job == fresh.ID }) {
+		t.Fatalf("List = %v, %v; want the two jobs", list, err)
 	}
 }
 
