@@ -446,9 +446,12 @@ func (r *Runner) storeOutputs(ctx context.Context, dir string, untouched bool) (
 		return cid.Undef, fmt.Errorf("local: store %s: %w", filepath.Base(dir), err)
 	}
 	if untouched {
-		r.mu.Lock()
-		r.emptyOutputs = c
-		r.mu.Unlock()
+		// Learned once, from a directory seen to be empty.
+		if des, err := os.ReadDir(dir); err == nil && len(des) == 0 {
+			r.mu.Lock()
+			r.emptyOutputs = c
+			r.mu.Unlock()
+		}
 	}
 	return c, nil
 }
