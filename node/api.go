@@ -23,6 +23,9 @@ import (
 // maxJSONBody bounds JSON request bodies; streams (uploads) are not JSON.
 const maxJSONBody = 1 << 20
 
+// maxBatchBody bounds the body of POST /v1/jobs/batch.
+const maxBatchBody = 16 << 20
+
 type apiServer struct {
 	addr  string // host:port actually bound
 	srv   *http.Server
@@ -202,7 +205,12 @@ func writeError(w http.ResponseWriter, status int, err error) {
 // readJSON decodes a JSON request body (at most 1 MiB, no unknown fields)
 // into v, writing a 400 answer and returning false when it cannot.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	return readJSONLimit(w, r, v, maxJSONBody)
+}
+
+// readJSONLimit is readJSON for a body of at most limit bytes.
+func readJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("request body is not the expected JSON: %w", err))

@@ -388,6 +388,17 @@ func decodeStoredJob(b []byte) (*jobRecord, error) {
 
 // submit builds, signs and starts the job of req.
 func (s *jobService) submit(req *client.JobRequest) (*jobRecord, error) {
+	rec, err := s.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	s.admit(rec)
+	return rec, nil
+}
+
+// prepare checks req and returns its job, signed by this node, not yet
+// known to the service.
+func (s *jobService) prepare(req *client.JobRequest) (*jobRecord, error) {
 	comp := jobs.Computation{Runtime: jobs.RuntimeWASIP1, Args: req.Args, Env: req.Env, Inputs: map[string]cid.Cid{}}
 	var err error
 	if comp.Module, err = cid.Decode(req.Module); err != nil {
@@ -434,11 +445,15 @@ func (s *jobService) submit(req *client.JobRequest) (*jobRecord, error) {
 		Created:     now,
 		Results:     []client.JobResult{},
 	}}
+	return rec, nil
+}
+
+// admit makes a prepared job known and starts it.
+func (s *jobService) admit(rec *jobRecord) {
 	s.mu.Lock()
-	s.recs[spec.ID] = rec
+	s.recs[rec.spec.ID] = rec
 	s.mu.Unlock()
 	s.start(rec)
-	return rec, nil
 }
 
 // start runs rec in the background.
@@ -564,6 +579,7 @@ func (n *Node) registerJobsRoutes(mux *http.ServeMux) {
 		return
 	}
 	mux.HandleFunc("POST /v1/jobs", s.handleSubmit)
+	mux.HandleFunc("POST /v1/jobs/batch", s.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/jobs", s.handleList)
 	mux.HandleFunc("GET /v1/jobs/{id}", s.handleGet)
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleCancel)
@@ -576,13 +592,9 @@ func (n *Node) registerJobsRoutes(mux *http.ServeMux) {
 // with ?wait=D once it has ended (200) or D (at most 60 s) has passed
 // (202): one request for callers that want the outcome.
 func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	var wait time.Duration
-	if q := r.URL.Query().Get("wait"); q != "" {
-		var err error
-		if wait, err = time.ParseDuration(q); err != nil || wait < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("wait=%q is not a duration such as 30s", q))
-			return
-		}
+	wait, ok := waitParam(w, r)
+	if !ok {
+		return
 	}
 	var req client.JobRequest
 	if !readJSON(w, r, &req) {
@@ -606,6 +618,71 @@ func (s *jobService) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	writeJSON(w, code, info)
+}
+
+// handleSubmitBatch submits many jobs in one request: every job is checked
+// and signed before any starts, so a bad one rejects the whole batch and
+// nothing runs. With ?wait=D the answer waits until every job has ended
+// (200) or D (at most 60 s) passes (202, jobs as they are then).
+func (s *jobService) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
+	wait, ok := waitParam(w, r)
+	if !ok {
+		return
+	}
+	var req client.BatchRequest
+	if !readJSONLimit(w, r, &req, maxBatchBody) {
+		return
+	}
+	if len(req.Jobs) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New("the batch holds no jobs"))
+		return
+	}
+	if len(req.Jobs) > client.MaxBatchJobs {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("the batch holds %d jobs, more than the %d allowed: split it", len(req.Jobs), client.MaxBatchJobs))
+		return
+	}
+	recs := make([]*jobRecord, len(req.Jobs))
+	for i := range req.Jobs {
+		rec, err := s.prepare(&req.Jobs[i])
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("job %d of the batch: %w (no job was submitted)", i, err))
+			return
+		}
+		recs[i] = rec
+	}
+	for _, rec := range recs {
+		s.admit(rec)
+	}
+	out := client.BatchInfo{Jobs: make([]client.JobInfo, len(recs))}
+	code := http.StatusOK
+	deadline := time.Now().Add(min(wait, time.Minute))
+	for i, rec := range recs {
+		left := time.Until(deadline)
+		if wait == 0 || left <= 0 {
+			out.Jobs[i] = s.snapshot(rec)
+		} else if out.Jobs[i], ok = s.wait(r.Context(), rec, 0, true, left); !ok {
+			return
+		}
+		if st, _ := jobs.ParseState(out.Jobs[i].State); !st.Terminal() {
+			code = http.StatusAccepted
+		}
+	}
+	writeJSON(w, code, out)
+}
+
+// waitParam reads ?wait=D (0 when absent); on a bad value it answers 400
+// and returns false.
+func waitParam(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	q := r.URL.Query().Get("wait")
+	if q == "" {
+		return 0, true
+	}
+	wait, err := time.ParseDuration(q)
+	if err != nil || wait < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("wait=%q is not a duration such as 30s", q))
+		return 0, false
+	}
+	return wait, true
 }
 
 // handleList answers every job, newest first; with ?limit=N only the

@@ -312,3 +312,56 @@ func buildHello() ([]byte, error) {
 	}
 	return os.ReadFile(filepath.Join(wasmDir, "hello.wasm"))
 }
+
+// TestJobBatch submits jobs in one request: all run and come back in the
+// order asked; a batch with one bad job submits none.
+func TestJobBatch(t *testing.T) {
+	_, _, c, ctx, mod := helloNode(t)
+	reqs := []client.JobRequest{
+		{Module: mod, Args: []string{"a"}, TimeoutMS: 60_000},
+		{Module: mod, Args: []string{"b"}, TimeoutMS: 60_000},
+		{Module: mod, Args: []string{"c"}, TimeoutMS: 60_000},
+	}
+	got, err := c.SubmitJobs(ctx, reqs, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, j := range got {
+		if j.State != "done" || len(j.Args) != 1 || j.Args[0] != reqs[i].Args[0] || seen[j.Job] {
+			t.Fatalf("job %d of the batch = %+v, want done with args %v", i, j, reqs[i].Args)
+		}
+		seen[j.Job] = true
+	}
+	// Without a wait, the jobs come back as submitted.
+	queued, err := c.SubmitJobs(ctx, reqs[:1], 0)
+	if err != nil || len(queued) != 1 || queued[0].Job == "" {
+		t.Fatalf("SubmitJobs without wait = %+v, %v", queued, err)
+	}
+	waitJob(t, c, queued[0].Job)
+
+	bad := append(append([]client.JobRequest{}, reqs...), client.JobRequest{Module: "not-a-cid"})
+	if _, err := c.SubmitJobs(ctx, bad, 0); err == nil || !strings.Contains(err.Error(), "job 3 of the batch") {
+		t.Fatalf("a batch with a bad job: %v, want an error naming job 3", err)
+	}
+	for _, tc := range []struct {
+		name string
+		reqs []client.JobRequest
+		want string
+	}{
+		{"empty", nil, "no jobs"},
+		{"too many", make([]client.JobRequest, client.MaxBatchJobs+1), "split it"},
+	} {
+		if _, err := c.SubmitJobs(ctx, tc.reqs, 0); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s batch: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	var ignored client.BatchInfo
+	if err := c.Do(ctx, "POST", "/v1/jobs/batch?wait=soon", client.BatchRequest{Jobs: reqs[:1]}, &ignored); err == nil || !strings.Contains(err.Error(), "wait") {
+		t.Fatalf("wait=soon: %v, want an error naming wait", err)
+	}
+	list, err := c.Jobs(ctx)
+	if err != nil || len(list) != 4 {
+		t.Fatalf("Jobs = %d jobs, %v; want the 4 good ones only", len(list), err)
+	}
+}

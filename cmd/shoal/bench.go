@@ -39,6 +39,11 @@ type benchReport struct {
 	// what else the machine runs. Zero when the processes cannot be read.
 	DaemonCPUPerJobMS  float64 `json:"daemon_cpu_per_job_ms"`
 	SandboxCPUPerJobMS float64 `json:"sandbox_cpu_per_job_ms"`
+	// The benchmark's own CPU per job in the throughput measurement (its
+	// API requests share the machine with the daemons), and how many jobs
+	// it submitted per request.
+	ClientCPUPerJobMS float64 `json:"client_cpu_per_job_ms"`
+	Batch             int     `json:"batch"`
 	// Gossip per job in the throughput measurement, summed over the
 	// nodes: messages sent (every copy to every peer), of them the
 	// copies a receiver already had, and gossipsub frames sent (messages
@@ -79,6 +84,7 @@ func newBenchCmd(rf *rootFlags) *cobra.Command {
 		jobs        int
 		throughput  int
 		concurrency int
+		batch       int
 		sizeMB      int
 		asJSON      bool
 	)
@@ -100,8 +106,11 @@ it between runs when the wall-clock figures vary.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			if concurrency < 1 || batch < 1 || batch > client.MaxBatchJobs {
+				return fmt.Errorf("--concurrency %d and --batch %d: want at least 1 of each, and a batch of at most %d", concurrency, batch, client.MaxBatchJobs)
+			}
 			b := &bencher{out: cmd.ErrOrStderr(), module: module, jobs: jobs, throughput: throughput,
-				concurrency: concurrency, size: sizeMB << 20}
+				concurrency: concurrency, batch: batch, size: sizeMB << 20}
 			if err := b.start(ctx, n, dir); err != nil {
 				return err
 			}
@@ -123,7 +132,8 @@ it between runs when the wall-clock figures vary.`,
 	f.StringVar(&module, "module", "", "hello-world module (default: build examples/hello from the source tree)")
 	f.IntVar(&jobs, "jobs", 200, "jobs per latency measurement")
 	f.IntVar(&throughput, "throughput", 1000, "jobs in the throughput measurement")
-	f.IntVar(&concurrency, "concurrency", 32, "jobs in flight in the throughput measurement")
+	f.IntVar(&concurrency, "concurrency", 64, "jobs in flight in the throughput measurement")
+	f.IntVar(&batch, "batch", 16, "jobs submitted per API request in the throughput measurement (1: one request per job)")
 	f.IntVar(&sizeMB, "size", 64, "MiB moved in the transfer measurement")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -133,6 +143,7 @@ type bencher struct {
 	out                           io.Writer
 	module                        string
 	jobs, throughput, concurrency int
+	batch                         int
 	size                          int
 
 	tn      *testnet.Testnet // nil when measuring an existing testnet
@@ -251,24 +262,27 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 			rep.Latency3P50MS, rep.Latency3P99MS = p50, p99
 		}
 	}
-	b.logf("throughput, %d jobs, %d in flight...", b.throughput, b.concurrency)
+	rep.Batch = b.batch
+	b.logf("throughput, %d jobs, %d in flight, submitted %d per request...", b.throughput, b.concurrency, b.batch)
 	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
 	counts0, countsErr := b.counts(ctx) // before cpu0: reading metrics costs the daemons CPU
 	cpu0, cpuErr := testnet.ProcessCPU(b.pids...)
+	self0, selfErr := testnet.ProcessCPU(os.Getpid())
 	start := time.Now()
-	for w := 0; w < b.concurrency; w++ {
+	for w := 0; w < max(1, b.concurrency/b.batch); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.throughput || ctx.Err() != nil {
+				last := int(next.Add(int64(b.batch)))
+				first := last - b.batch
+				if first >= b.throughput || ctx.Err() != nil {
 					return
 				}
-				if _, err := b.job(ctx, i, mod[i%len(mod)], 1); err != nil {
+				if err := b.batchJobs(ctx, first, min(last, b.throughput), mod); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}
@@ -283,6 +297,9 @@ func (b *bencher) run(ctx context.Context) (*benchReport, error) {
 	if cpu1, err := testnet.ProcessCPU(b.pids...); err == nil && cpuErr == nil && b.throughput > 0 {
 		rep.DaemonCPUPerJobMS = ms((cpu1.Procs - cpu0.Procs) / time.Duration(b.throughput))
 		rep.SandboxCPUPerJobMS = ms((cpu1.Children - cpu0.Children) / time.Duration(b.throughput))
+	}
+	if self1, err := testnet.ProcessCPU(os.Getpid()); err == nil && selfErr == nil && b.throughput > 0 {
+		rep.ClientCPUPerJobMS = ms((self1.Procs - self0.Procs) / time.Duration(b.throughput))
 	}
 	if counts1, err := b.counts(ctx); err == nil && countsErr == nil && b.throughput > 0 {
 		n := float64(b.throughput)
@@ -361,6 +378,37 @@ func (b *bencher) job(ctx context.Context, i int, module string, replicas int) (
 	return d, nil
 }
 
+// batchJobs submits hello jobs first..last-1 (1 replica) in one request
+// to node first/batch mod N and waits for them all to end. With a batch
+// of 1 it submits the one job as job does.
+func (b *bencher) batchJobs(ctx context.Context, first, last int, mod []string) error {
+	if last-first == 1 {
+		_, err := b.job(ctx, first, mod[first%len(mod)], 1)
+		return err
+	}
+	i := (first / b.batch) % len(b.clients)
+	c := b.clients[i]
+	reqs := make([]client.JobRequest, 0, last-first)
+	for range last - first {
+		reqs = append(reqs, client.JobRequest{Module: mod[i], Args: []string{"bench"}, Replicas: 1, Quorum: 1, TimeoutMS: 10_000})
+	}
+	infos, err := c.SubmitJobs(ctx, reqs, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("bench: submit %d jobs on node%d: %w", len(reqs), i, err)
+	}
+	for _, j := range infos {
+		for !j.Terminal() {
+			if j, err = c.WaitJobEnd(ctx, j.Job, 30*time.Second); err != nil {
+				return fmt.Errorf("bench: job %s: %w", j.Job, err)
+			}
+		}
+		if j.State != "done" {
+			return fmt.Errorf("bench: job %s ended %s: %s %s", j.Job, j.State, j.Failure, j.Reason)
+		}
+	}
+	return nil
+}
+
 // transfer adds random bytes on node0 and reads them from node1.
 func (b *bencher) transfer(ctx context.Context) (mbps, firstMS float64, err error) {
 	data := make([]byte, b.size)
@@ -416,7 +464,10 @@ func printBench(w io.Writer, r *benchReport) {
 	} else {
 		fmt.Fprintf(tw, "job latency, 3 replicas\tskipped: needs 3 nodes\n")
 	}
-	fmt.Fprintf(tw, "throughput, 1 replica\t%.0f jobs/s\n", r.JobsPerSecond)
+	fmt.Fprintf(tw, "throughput, 1 replica\t%.0f jobs/s\t%d per request\n", r.JobsPerSecond, r.Batch)
+	if r.ClientCPUPerJobMS > 0 {
+		fmt.Fprintf(tw, "bench client CPU per job\t%.2f ms\n", r.ClientCPUPerJobMS)
+	}
 	if r.DaemonCPUPerJobMS > 0 {
 		fmt.Fprintf(tw, "CPU per job (throughput)\tdaemons %.1f ms\tsandboxes %.1f ms\n", r.DaemonCPUPerJobMS, r.SandboxCPUPerJobMS)
 	}

@@ -92,6 +92,37 @@ func (c *Client) SubmitJobWait(ctx context.Context, req JobRequest, wait time.Du
 	return v, err
 }
 
+// MaxBatchJobs is the most jobs one POST /v1/jobs/batch may carry.
+const MaxBatchJobs = 1000
+
+// BatchRequest is the body of POST /v1/jobs/batch.
+type BatchRequest struct {
+	Jobs []JobRequest `json:"jobs"`
+}
+
+// BatchInfo is the answer of POST /v1/jobs/batch: the jobs in the order
+// they were asked for.
+type BatchInfo struct {
+	Jobs []JobInfo `json:"jobs"`
+}
+
+// SubmitJobs submits reqs (at most MaxBatchJobs) in one request and
+// returns them in the same order once every one has ended, or as they are
+// when wait passes first (0: at once; the daemon bounds a wait to a
+// minute). The daemon checks every job before it starts any: when one is
+// bad, the error names it and none was submitted.
+func (c *Client) SubmitJobs(ctx context.Context, reqs []JobRequest, wait time.Duration) ([]JobInfo, error) {
+	var v BatchInfo
+	err := c.Do(ctx, "POST", "/v1/jobs/batch?"+url.Values{"wait": {wait.String()}}.Encode(), BatchRequest{Jobs: reqs}, &v)
+	if err != nil {
+		return nil, err
+	}
+	if len(v.Jobs) != len(reqs) {
+		return nil, fmt.Errorf("the node answered %d jobs for a batch of %d", len(v.Jobs), len(reqs))
+	}
+	return v.Jobs, nil
+}
+
 // Job returns the job's current state.
 func (c *Client) Job(ctx context.Context, id string) (JobInfo, error) {
 	var v JobInfo
