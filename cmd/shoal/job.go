@@ -27,6 +27,7 @@ logs and output files. See docs/jobs.md for the spec, the limits and the
 sandbox a job runs in.`,
 	}
 	cmd.AddCommand(newJobRunCmd(rf))
+	cmd.AddCommand(newJobBatchCmd(rf))
 	cmd.AddCommand(newJobStatusCmd(rf))
 	cmd.AddCommand(newJobLogsCmd(rf))
 	cmd.AddCommand(newJobGetCmd(rf))

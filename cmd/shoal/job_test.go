@@ -111,3 +111,24 @@ func squeeze(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func TestReadBatch(t *testing.T) {
+	good := "# a sweep\n{\"module\":\"pi.wasm\",\"args\":[\"1\"]}\n\n  {\"module\":\"bafkqaaa\",\"replicas\":3,\"quorum\":2}  \n"
+	reqs, err := readBatch(strings.NewReader(good))
+	if err != nil || len(reqs) != 2 || reqs[0].Args[0] != "1" || reqs[1].Replicas != 3 {
+		t.Fatalf("readBatch = %+v, %v", reqs, err)
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"", "no jobs"},
+		{"# only a comment\n", "no jobs"},
+		{"{\"module\":\"a.wasm\"}\nnot json\n", "line 2"},
+		{"{\"module\":\"a.wasm\",\"modul\":1}\n", "line 1"},
+		{"{\"args\":[\"x\"]}\n", "names no module"},
+		{"{\"module\":\"a\"} {\"module\":\"b\"}\n", "one job per line"},
+		{"{\"module\":\"" + strings.Repeat("a", maxBatchLine) + "\"}\n", "at most"},
+	} {
+		if _, err := readBatch(strings.NewReader(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("readBatch(%.40q) = %v, want an error containing %q", tt.in, err, tt.want)
+		}
+	}
+}

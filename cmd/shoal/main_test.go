@@ -44,6 +44,9 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"testnet", "status", "--dir", filepath.Join(dir, "none")}, "shoal testnet up --dir"},
 		{[]string{"testnet", "down", "--dir", filepath.Join(dir, "none")}, "shoal testnet up --dir"},
 		{[]string{"testnet", "up", "-n", "0", "--dir", filepath.Join(dir, "tn")}, "want 1 to 64"},
+		{[]string{"--repo", repo, "job", "batch", filepath.Join(dir, "none.jsonl")}, "batch file"},
+		{[]string{"--repo", repo, "job", "batch"}, "accepts 1 arg"},
+		{[]string{"bench", "--batch", "0"}, "--batch 0"},
 	}
 	for _, tt := range tests {
 		out, err := run(t, tt.args...)
