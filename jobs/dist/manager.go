@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -168,9 +167,10 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	jobs   map[cid.Cid]*job // guarded by mu; jobs running, to resume, or ended lately (see forget)
-	closed bool             // guarded by mu
+	mu      sync.Mutex
+	jobs    map[cid.Cid]*job // guarded by mu; jobs running, to resume, or ended lately (see forget)
+	streams streamPool       // idle job streams to workers
+	closed  bool             // guarded by mu
 
 	endedGrace time.Duration // defaultEndedGrace; shorter in tests
 }
@@ -192,6 +192,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, self: self, log: cfg.Logger, st: &store{ds: cfg.Store}, met: met, jobs: make(map[cid.Cid]*job), endedGrace: defaultEndedGrace}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.wg.Add(1)
+	go m.sweepStreams()
 	pending, err := m.st.pending(m.ctx)
 	if err != nil {
 		return nil, err
@@ -413,24 +415,6 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 	return out, nil
 }
 
-// open opens a protocol stream to p; to this node itself it is an
-// in-memory pipe to the local worker.
-func (m *Manager) open(ctx context.Context, p peer.ID) (stream, func(), error) {
-	if p == m.self {
-		if m.cfg.Local == nil {
-			return nil, nil, errors.New("this node runs no worker")
-		}
-		a, b := net.Pipe()
-		m.cfg.Local.serveLocal(b)
-		return a, func() { a.Close() }, nil
-	}
-	s, err := m.cfg.Host.NewStream(ctx, p, proto.ID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open %s stream to %s: %w", proto.ID, p, err)
-	}
-	return s, func() { s.Reset() }, nil
-}
-
 // The outcome of one attempt, reported to the job's run loop.
 type evKind int
 
@@ -473,36 +457,71 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 	runTimeout := (env.Limits.WallTime + m.cfg.FetchAllowance).Truncate(time.Millisecond)
 
 	t0 := time.Now()
-	octx, ocancel := context.WithTimeout(ctx, m.cfg.OfferTimeout)
-	s, reset, err := m.open(octx, p)
-	ocancel()
-	if err != nil {
-		fail(proto.CodeInternal, err)
-		return
-	}
-	defer reset()
-	conn := proto.NewConn(s)
-	var wmu sync.Mutex
+	// The stream of the exchange: guarded by wmu once the AfterFunc below
+	// may use it. clean is set when the exchange has ended as the protocol
+	// says, so that the stream can carry the next one.
+	var (
+		wmu   sync.Mutex
+		js    *jobStream
+		clean bool
+	)
 	write := func(msg proto.Msg, timeout time.Duration) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		return conn.Write(msg, timeout)
+		return js.conn.Write(msg, timeout)
 	}
 	stop := context.AfterFunc(ctx, func() {
-		write(&proto.Cancel{Job: j.id, Reason: "the job was cancelled or its submitter is stopping"}, time.Second)
-		reset()
+		wmu.Lock()
+		defer wmu.Unlock()
+		if js != nil {
+			js.conn.Write(&proto.Cancel{Job: j.id, Reason: "the job was cancelled or its submitter is stopping"}, time.Second)
+			js.reset()
+		}
 	})
-	defer stop()
+	defer func() {
+		if !stop() {
+			return // the AfterFunc has reset the stream
+		}
+		if clean {
+			m.release(p, js)
+		} else if js != nil {
+			js.reset()
+		}
+	}()
 
-	if err := write(&proto.Offer{Job: j.id, Spec: j.specBytes, Replica: slot, Commit: commit, RunTimeout: runTimeout}, m.cfg.OfferTimeout); err != nil {
-		fail(proto.CodeInternal, err)
-		return
-	}
-	msg, err := conn.Read(m.cfg.OfferTimeout)
-	if err != nil {
+	offer := &proto.Offer{Job: j.id, Spec: j.specBytes, Replica: slot, Commit: commit, RunTimeout: runTimeout}
+	var msg proto.Msg
+	for pooled := true; ; pooled = false {
+		octx, ocancel := context.WithTimeout(ctx, m.cfg.OfferTimeout)
+		next, err := m.open(octx, p, pooled)
+		ocancel()
+		if err != nil {
+			fail(proto.CodeInternal, err)
+			return
+		}
+		wmu.Lock()
+		js = next
+		wmu.Unlock()
+		err = write(offer, m.cfg.OfferTimeout)
+		if err == nil {
+			msg, err = js.conn.Read(m.cfg.OfferTimeout)
+		}
+		if err == nil {
+			break
+		}
+		if js.reused && !errors.Is(err, proto.ErrTimeout) && ctx.Err() == nil {
+			// The worker closed the idle stream as the offer went out: it
+			// never saw the offer. Again on a new stream.
+			m.log.Debug("idle job stream gone; offering on a new one", "job", j.id, "worker", p, "err", err)
+			wmu.Lock()
+			js.reset()
+			wmu.Unlock()
+			continue
+		}
 		fail(proto.CodeTimeout, fmt.Errorf("no answer to the offer: %w", err))
 		return
 	}
+	conn := js.conn
 	switch msg := msg.(type) {
 	case *proto.Accept:
 		if msg.Job != j.id {
@@ -512,6 +531,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 		send(event{kind: evAccepted})
 		m.log.Debug("offer accepted", "job", j.id, "worker", p, "replica", slot, "took", time.Since(t0))
 	case *proto.Decline:
+		clean = msg.Job == j.id
 		fail(msg.Code, fmt.Errorf("declined: %s: %s", msg.Code, msg.Reason))
 		return
 	default:
@@ -519,7 +539,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 		return
 	}
 
-	msg, err = conn.Read(runTimeout + m.cfg.OfferTimeout)
+	msg, err := conn.Read(runTimeout + m.cfg.OfferTimeout)
 	if err != nil {
 		fail(proto.CodeTimeout, fmt.Errorf("running: %w", err))
 		return
@@ -529,6 +549,7 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 		c, ok := msg.(*proto.Commit)
 		if !ok {
 			if e, ok := msg.(*proto.Error); ok {
+				clean = e.Job == j.id
 				fail(e.Code, fmt.Errorf("worker error: %s: %s", e.Code, e.Message))
 				return
 			}
@@ -574,9 +595,11 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 				return
 			}
 		}
+		clean = true
 		send(event{kind: evResult, result: res})
 		m.log.Debug("result received", "job", j.id, "worker", p, "replica", slot, "took", time.Since(t0))
 	case *proto.Error:
+		clean = msg.Job == j.id
 		fail(msg.Code, fmt.Errorf("worker error: %s: %s", msg.Code, msg.Message))
 	default:
 		fail(proto.CodeProtocol, fmt.Errorf("sent %s where a result was due", msg.Type()))

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -83,11 +84,14 @@ type WorkerConfig struct {
 	Recorder jobs.Recorder
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
+
+	idleTimeout time.Duration // workerIdleTimeout; shorter in tests
 }
 
 // Timeouts of the worker side of the protocol.
 const (
 	workerOfferTimeout = 10 * time.Second // from stream open to the offer
+	workerIdleTimeout  = time.Minute      // from the end of an exchange to the next offer
 	workerWriteTimeout = 10 * time.Second // any single write
 	revealGrace        = 30 * time.Second // extra wait for Reveal beyond the run timeout
 )
@@ -128,6 +132,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.idleTimeout == 0 {
+		cfg.idleTimeout = workerIdleTimeout
+	}
 	self, err := crypto.PeerID(cfg.Key)
 	if err != nil {
 		return nil, err
@@ -138,6 +145,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		w.log.Warn("TEST-ONLY CHEAT MODE: this worker returns WRONG results on purpose", "mode", cfg.Cheat, "env", CheatEnv)
 	}
 	cfg.Host.SetStreamHandler(proto.ID, w.handleStream)
+	cfg.Host.SetStreamHandler(proto.ID10, w.handleStream)
 	w.reportFree()
 	return w, nil
 }
@@ -152,6 +160,7 @@ func (w *Worker) Close() error {
 	w.closed = true
 	w.mu.Unlock()
 	w.cfg.Host.RemoveStreamHandler(proto.ID)
+	w.cfg.Host.RemoveStreamHandler(proto.ID10)
 	w.cancel()
 	w.wg.Wait()
 	return nil
@@ -197,11 +206,7 @@ func (w *Worker) handleStream(s network.Stream) {
 	}
 	defer w.wg.Done()
 	remote := s.Conn().RemotePeer()
-	err := w.serve(s, remote)
-	switch {
-	case errors.Is(err, errDeclined):
-		w.log.Debug("declined a job offer", "peer", remote, "err", err)
-	case err != nil:
+	if err := w.serveStream(s, remote, s.Protocol() == proto.ID); err != nil {
 		w.log.Debug("job stream ended with an error", "peer", remote, "err", err)
 		s.Reset()
 		return
@@ -218,12 +223,110 @@ func (w *Worker) serveLocal(s stream) {
 	}
 	go func() {
 		defer w.wg.Done()
-		if err := w.serve(s, w.self); err != nil {
+		if err := w.serveStream(s, w.self, false); err != nil {
 			w.log.Debug("local job exchange ended with an error", "err", err)
 		}
 		s.Close()
 	}()
 }
+
+// serveStream serves the exchanges of one stream with remote: one, or with
+// reusable one after another until remote closes the stream or leaves it
+// idle for workerIdleTimeout. A nil error means the stream ended cleanly
+// and may be closed; otherwise it must be reset.
+func (w *Worker) serveStream(s stream, remote peer.ID, reusable bool) error {
+	in := newInbox(proto.NewConn(s))
+	defer in.stop()
+	served := false // an exchange has ended on the stream
+	for {
+		timeout := workerOfferTimeout
+		if served {
+			timeout = w.cfg.idleTimeout
+		}
+		msg, err := in.next(w.ctx, timeout)
+		if err != nil {
+			if served && (errors.Is(err, io.EOF) || errors.Is(err, errIdle) || w.ctx.Err() != nil) {
+				return nil // closed by the submitter, left idle, or the worker closes
+			}
+			return fmt.Errorf("read offer from %s: %w", remote, err)
+		}
+		offer, ok := msg.(*proto.Offer)
+		if !ok {
+			if c, late := msg.(*proto.Cancel); late && served {
+				w.log.Debug("cancel of an ended exchange ignored", "job", c.Job, "peer", remote)
+				continue
+			}
+			in.conn.Write(&proto.Error{Job: msg.JobCID(), Code: proto.CodeProtocol, Message: fmt.Sprintf("expected an offer, got %s", msg.Type())}, workerWriteTimeout)
+			return fmt.Errorf("peer %s sent %s where an offer was due", remote, msg.Type())
+		}
+		switch err := w.serve(in, offer, remote); {
+		case errors.Is(err, errDeclined):
+			w.log.Debug("declined a job offer", "peer", remote, "err", err)
+		case err != nil:
+			return err
+		}
+		if !reusable {
+			return nil
+		}
+		served = true
+	}
+}
+
+// errIdle is returned by inbox.next when no message came in time.
+var errIdle = errors.New("no message within the wait")
+
+// An inbox reads the messages of one stream for as long as it lives, so
+// that a message can be waited for along with other events.
+type inbox struct {
+	conn *proto.Conn
+	msgs chan proto.Msg
+	done chan struct{} // closed when reading has stopped; err says why
+	err  error
+	quit chan struct{}
+	once sync.Once
+}
+
+func newInbox(conn *proto.Conn) *inbox {
+	in := &inbox{conn: conn, msgs: make(chan proto.Msg), done: make(chan struct{}), quit: make(chan struct{})}
+	go func() {
+		defer close(in.done)
+		for {
+			m, err := conn.Read(0)
+			if err != nil {
+				in.err = err
+				return
+			}
+			select {
+			case in.msgs <- m:
+			case <-in.quit:
+				in.err = errors.New("the stream is no longer served")
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// next returns the next message, waiting at most timeout and not beyond
+// ctx.
+func (in *inbox) next(ctx context.Context, timeout time.Duration) (proto.Msg, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case m := <-in.msgs:
+		return m, nil
+	case <-in.done:
+		return nil, in.err
+	case <-t.C:
+		return nil, fmt.Errorf("after %v: %w", timeout, errIdle)
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// stop ends the reading goroutine once the stream is closed or reset (a
+// read blocked on the stream returns then).
+func (in *inbox) stop() { in.once.Do(func() { close(in.quit) }) }
 
 // errDeclined is wrapped by serve's error when it declined an offer; the
 // stream is then closed, not reset, so the Decline arrives.
@@ -274,18 +377,11 @@ func (w *Worker) unadmit() {
 	w.mu.Unlock()
 }
 
-// serve runs the worker side of one exchange with remote.
-func (w *Worker) serve(s stream, remote peer.ID) error {
-	conn := proto.NewConn(s)
-	msg, err := conn.Read(workerOfferTimeout)
-	if err != nil {
-		return fmt.Errorf("read offer from %s: %w", remote, err)
-	}
-	offer, ok := msg.(*proto.Offer)
-	if !ok {
-		conn.Write(&proto.Error{Job: msg.JobCID(), Code: proto.CodeProtocol, Message: fmt.Sprintf("expected an offer, got %s", msg.Type())}, workerWriteTimeout)
-		return fmt.Errorf("peer %s opened with %s instead of an offer", remote, msg.Type())
-	}
+// serve runs the worker side of the exchange offer opens with remote. A nil
+// error (or one wrapping errDeclined) means the exchange ended cleanly: the
+// stream may carry the next one.
+func (w *Worker) serve(in *inbox, offer *proto.Offer, remote peer.ID) error {
+	conn := in.conn
 	// A full worker says so before it decodes and checks the spec; the
 	// admission below is the one that counts.
 	if code, reason, ok := w.wouldAdmit(); !ok {
@@ -325,29 +421,11 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 
 	ctx, cancel := context.WithTimeout(w.ctx, offer.RunTimeout)
 	defer cancel()
-	// Read the submitter's messages while the job runs: Cancel or a broken
-	// stream stops the run; Reveal is handed on.
-	incoming := make(chan proto.Msg, 1)
-	readErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := conn.Read(0)
-			if err != nil {
-				readErr <- err
-				cancel()
-				return
-			}
-			if _, ok := m.(*proto.Cancel); ok {
-				cancel()
-			}
-			select {
-			case incoming <- m:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
-			}
-		}
-	}()
+	// Watch the submitter's messages while the job runs: Cancel or a broken
+	// stream stops the run; Reveal is handed on. The watch ends before the
+	// result goes out, so the next offer on the stream is not taken here.
+	watch := watchExchange(in, offer.Job, cancel)
+	defer watch.end()
 
 	res, err := w.run(ctx, spec)
 	ran := time.Now()
@@ -360,8 +438,10 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 			}
 		}
 		log.Debug("job did not produce a result", "err", err)
-		conn.Write(&proto.Error{Job: offer.Job, Code: code, Message: truncate(err.Error())}, workerWriteTimeout)
-		return nil
+		if err := watch.end(); err != nil {
+			return err
+		}
+		return conn.Write(&proto.Error{Job: offer.Job, Code: code, Message: truncate(err.Error())}, workerWriteTimeout)
 	}
 	resBytes, err := res.Encode()
 	if err != nil {
@@ -370,9 +450,11 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 	}
 	if err := w.record(spec, res); err != nil {
 		log.Error("could not record a job's result in the ledger; the result is withheld", "result", res.CID, "err", err)
-		conn.Write(&proto.Error{Job: offer.Job, Code: proto.CodeInternal,
+		if err := watch.end(); err != nil {
+			return err
+		}
+		return conn.Write(&proto.Error{Job: offer.Job, Code: proto.CodeInternal,
 			Message: truncate("the worker could not record its result in its ledger: " + err.Error())}, workerWriteTimeout)
-		return nil
 	}
 	recorded := time.Now()
 	if offer.Commit {
@@ -387,17 +469,19 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 		timer := time.NewTimer(offer.RunTimeout + revealGrace)
 		defer timer.Stop()
 		select {
-		case m := <-incoming:
-			if _, ok := m.(*proto.Reveal); !ok {
-				return fmt.Errorf("job %s: waiting for reveal, got %s", offer.Job, m.Type())
-			}
-		case err := <-readErr:
-			return fmt.Errorf("job %s: waiting for reveal: %w", offer.Job, err)
+		case <-watch.revealed:
+		case <-watch.canceled:
+			return fmt.Errorf("job %s: cancelled while waiting for reveal", offer.Job)
+		case <-watch.done:
+			return fmt.Errorf("job %s: waiting for reveal: %w", offer.Job, watch.err)
 		case <-timer.C:
 			return fmt.Errorf("job %s: no reveal within %v", offer.Job, offer.RunTimeout+revealGrace)
 		case <-w.ctx.Done():
 			return errors.New("worker closed")
 		}
+	}
+	if err := watch.end(); err != nil {
+		return err
 	}
 	if err := conn.Write(&proto.Result{Job: offer.Job, Result: resBytes}, workerWriteTimeout); err != nil {
 		return err
@@ -405,6 +489,64 @@ func (w *Worker) serve(s stream, remote peer.ID) error {
 	log.Debug("job result sent", "result", res.CID, "exit", res.Result.ExitCode,
 		"run", ran.Sub(accepted), "record", recorded.Sub(ran), "total", time.Since(accepted))
 	return nil
+}
+
+// An exchangeWatch reads the submitter's messages while an accepted job
+// runs.
+type exchangeWatch struct {
+	revealed chan struct{} // closed on the job's Reveal
+	canceled chan struct{} // closed on the job's Cancel
+	done     chan struct{} // closed when the watch has stopped; err says why
+	err      error         // nil when stopped by end
+	stopCh   chan struct{}
+	once     sync.Once
+}
+
+// watchExchange watches in for the messages of job's exchange until end:
+// Cancel calls cancel, Reveal closes revealed, a Cancel for another job (an
+// exchange ended earlier) is ignored, and anything else, or the stream's
+// end, stops the watch with an error and calls cancel.
+func watchExchange(in *inbox, job cid.Cid, cancel context.CancelFunc) *exchangeWatch {
+	x := &exchangeWatch{revealed: make(chan struct{}), canceled: make(chan struct{}), done: make(chan struct{}), stopCh: make(chan struct{})}
+	go func() {
+		defer close(x.done)
+		revealed, canceled := false, false
+		for {
+			select {
+			case m := <-in.msgs:
+				switch m := m.(type) {
+				case *proto.Cancel:
+					if m.Job == job && !canceled {
+						canceled = true
+						close(x.canceled)
+						cancel()
+					}
+					continue
+				case *proto.Reveal:
+					if m.Job == job && !revealed {
+						revealed = true
+						close(x.revealed)
+						continue
+					}
+				}
+				x.err = fmt.Errorf("job %s: the submitter sent %s for job %s", job, m.Type(), m.JobCID())
+			case <-in.done:
+				x.err = fmt.Errorf("job %s: %w", job, in.err)
+			case <-x.stopCh:
+				return
+			}
+			cancel()
+			return
+		}
+	}()
+	return x
+}
+
+// end stops the watch and returns the error that stopped it first, if any.
+func (x *exchangeWatch) end() error {
+	x.once.Do(func() { close(x.stopCh) })
+	<-x.done
+	return x.err
 }
 
 // record records res in the ledger as a job.executed entry, if the worker

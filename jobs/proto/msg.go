@@ -11,8 +11,13 @@ import (
 	"github.com/multiformats/go-varint"
 )
 
-// ID is the protocol ID of the job stream protocol.
-const ID = "/shoal/job/1.0.0"
+// ID is the protocol ID of the job stream protocol: a stream carries one
+// exchange after another (see the package documentation).
+const ID = "/shoal/job/1.1.0"
+
+// ID10 is the first version of the protocol, whose stream carries exactly
+// one exchange. Workers still serve it; submitters ask for ID first.
+const ID10 = "/shoal/job/1.0.0"
 
 // Bounds on messages and their fields. A message over a bound is rejected.
 const (
