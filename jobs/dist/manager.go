@@ -438,20 +438,6 @@ type event struct {
 // attempt runs the submitter side of one offer of replica slot to p.
 func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reveal <-chan struct{}, events chan<- event) {
 	defer m.load.Done(p)
-	ended := false // a result or a failure was sent: every attempt sends exactly one
-	send := func(e event) {
-		e.slot, e.worker = slot, p
-		if e.kind == evResult || e.kind == evFailed {
-			ended = true
-		}
-		events <- e
-	}
-	defer func() {
-		if !ended {
-			send(event{kind: evFailed, code: proto.CodeCanceled, err: fmt.Errorf("attempt stopped: %w", context.Cause(ctx))})
-		}
-	}()
-	fail := func(code proto.Code, err error) { send(event{kind: evFailed, code: code, err: err}) }
 	env := j.spec.Envelope
 	commit := env.Replicas > 1
 	runTimeout := (env.Limits.WallTime + m.cfg.FetchAllowance).Truncate(time.Millisecond)
@@ -478,7 +464,16 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 			js.reset()
 		}
 	})
-	defer func() {
+	// settle is done with the stream: back to the pool when the exchange
+	// ended cleanly, else reset. It runs before the attempt's last event
+	// is sent, since that event may end the job and cancel ctx, which
+	// must not then reset a stream whose exchange is over.
+	settled := false
+	settle := func() {
+		if settled {
+			return
+		}
+		settled = true
 		if !stop() {
 			return // the AfterFunc has reset the stream
 		}
@@ -487,7 +482,22 @@ func (m *Manager) attempt(ctx context.Context, j *job, slot int, p peer.ID, reve
 		} else if js != nil {
 			js.reset()
 		}
+	}
+	ended := false // a result or a failure was sent: every attempt sends exactly one
+	send := func(e event) {
+		e.slot, e.worker = slot, p
+		if e.kind == evResult || e.kind == evFailed {
+			ended = true
+			settle()
+		}
+		events <- e
+	}
+	defer func() {
+		if !ended {
+			send(event{kind: evFailed, code: proto.CodeCanceled, err: fmt.Errorf("attempt stopped: %w", context.Cause(ctx))})
+		}
 	}()
+	fail := func(code proto.Code, err error) { send(event{kind: evFailed, code: code, err: err}) }
 
 	offer := &proto.Offer{Job: j.id, Spec: j.specBytes, Replica: slot, Commit: commit, RunTimeout: runTimeout}
 	var msg proto.Msg
