@@ -26,7 +26,12 @@
 // strictly, re-encode and require the same bytes, then reject unknown
 // versions, unknown or missing fields and out-of-range values with an error
 // naming the field, for example "jobs: envelope.limits.memory: missing
-// field".
+// field". The codec is github.com/fxamacker/cbor over typed structs that
+// mirror the maps below; since a decoded record must re-encode to its
+// exact input, anything the structs cannot represent, and any other
+// encoding of the same value, is rejected (cbor.go has the details).
+// Hashes of embedded records, such as the computation CID of a decoded
+// envelope, are taken over their exact bytes.
 //
 //	envelope    {version: 1, computation: {...}, limits: {...}, replicas: int,
 //	             quorum: int, submitter: bytes(peer ID), nonce: bytes(8..32),

@@ -7,8 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime/datamodel"
-	"github.com/ipld/go-ipld-prime/fluent/qp"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -105,27 +103,26 @@ func (e *SubmittedEntry) Encode() ([]byte, error) {
 			return nil, err
 		}
 	}
-	return encodeBody(LedgerKindSubmitted, 3, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "version", qp.Int(LedgerVersion))
-		qp.MapEntry(ma, "job", link(e.Job))
-		qp.MapEntry(ma, "spec", qp.Bytes(spec))
-	})
+	return encodeBody(LedgerKindSubmitted, &wireSubmittedEntry{Version: LedgerVersion, Job: cidLink{e.Job}, Spec: spec})
+}
+
+// wireSubmittedEntry is the DAG-CBOR map of a job.submitted body.
+type wireSubmittedEntry struct {
+	Version int64   `cbor:"version"`
+	Job     cidLink `cbor:"job"`
+	Spec    []byte  `cbor:"spec"`
 }
 
 // DecodeSubmittedEntry decodes and checks a job.submitted body: size,
 // canonical form, fields, and the included spec's signature and job CID.
 func DecodeSubmittedEntry(data []byte) (*SubmittedEntry, error) {
-	f, err := readBody(LedgerKindSubmitted, data, "version", "job", "spec")
-	if err != nil {
+	var w wireSubmittedEntry
+	if err := readBody(LedgerKindSubmitted, data, &w, &w.Version); err != nil {
 		return nil, err
 	}
-	e := &SubmittedEntry{Job: f.link("job")}
-	spec := f.bytes("spec")
-	if f.err != nil {
-		return nil, f.err
-	}
-	if len(spec) > 0 {
-		s, err := DecodeSignedSpec(spec)
+	e := &SubmittedEntry{Job: w.Job.c}
+	if len(w.Spec) > 0 {
+		s, err := DecodeSignedSpec(w.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("jobs: %s.spec: %w", LedgerKindSubmitted, err)
 		}
@@ -163,31 +160,49 @@ func (e *ExecutedEntry) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encodeBody(LedgerKindExecuted, 5, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "version", qp.Int(LedgerVersion))
-		qp.MapEntry(ma, "job", link(e.Job))
-		qp.MapEntry(ma, "submitter", qp.Bytes([]byte(e.Submitter)))
-		qp.MapEntry(ma, "result", link(e.Result.CID))
-		qp.MapEntry(ma, "signed", qp.Bytes(signed))
+	return encodeBody(LedgerKindExecuted, &wireExecutedEntry{
+		Version:   LedgerVersion,
+		Job:       cidLink{e.Job},
+		Submitter: []byte(e.Submitter),
+		Result:    cidLink{e.Result.CID},
+		Signed:    signed,
 	})
+}
+
+// wireExecutedEntry is the DAG-CBOR map of a job.executed body.
+type wireExecutedEntry struct {
+	Version   int64   `cbor:"version"`
+	Job       cidLink `cbor:"job"`
+	Submitter []byte  `cbor:"submitter"`
+	Result    cidLink `cbor:"result"`
+	Signed    []byte  `cbor:"signed"`
+}
+
+// readExecuted decodes a job.executed body and its submitter, leaving the
+// signed result in its bytes.
+func readExecuted(data []byte) (*wireExecutedEntry, peer.ID, error) {
+	var w wireExecutedEntry
+	if err := readBody(LedgerKindExecuted, data, &w, &w.Version); err != nil {
+		return nil, "", err
+	}
+	sub, err := peerField(LedgerKindExecuted+".submitter", w.Submitter)
+	if err != nil {
+		return nil, "", err
+	}
+	return &w, sub, nil
 }
 
 // DecodeExecutedEntry decodes and checks a job.executed body: size,
 // canonical form, fields, the signed result's signature, and that it is a
 // result of the entry's job with the entry's result CID.
 func DecodeExecutedEntry(data []byte) (*ExecutedEntry, error) {
-	f, err := readBody(LedgerKindExecuted, data, "version", "job", "submitter", "result", "signed")
+	w, sub, err := readExecuted(data)
 	if err != nil {
 		return nil, err
 	}
-	e := &ExecutedEntry{Job: f.link("job")}
-	e.Submitter = peerField(f, "submitter")
-	rc := f.link("result")
-	signed := f.bytes("signed")
-	if f.err != nil {
-		return nil, f.err
-	}
-	res, err := DecodeSignedResult(signed)
+	e := &ExecutedEntry{Job: w.Job.c, Submitter: sub}
+	rc := w.Result.c
+	res, err := DecodeSignedResult(w.Signed)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %s.signed: %w", LedgerKindExecuted, err)
 	}
@@ -204,16 +219,11 @@ func DecodeExecutedEntry(data []byte) (*ExecutedEntry, error) {
 // bodies of entries already verified, as a replica's are, when only the
 // reference matters.
 func ExecutedRef(data []byte) (job, result cid.Cid, submitter peer.ID, err error) {
-	f, err := readBody(LedgerKindExecuted, data, "version", "job", "submitter", "result", "signed")
+	w, sub, err := readExecuted(data)
 	if err != nil {
 		return cid.Undef, cid.Undef, "", err
 	}
-	job, result = f.link("job"), f.link("result")
-	submitter = peerField(f, "submitter")
-	if f.err != nil {
-		return cid.Undef, cid.Undef, "", f.err
-	}
-	return job, result, submitter, nil
+	return w.Job.c, w.Result.c, sub, nil
 }
 
 // A VerdictEntry is the body of a job.verdict entry:
@@ -331,69 +341,82 @@ func (e *VerdictEntry) encode() ([]byte, error) {
 			signed[i] = b
 		}
 	}
-	return buildMap(LedgerKindVerdict+" entry", 9, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "version", qp.Int(LedgerVersion))
-		qp.MapEntry(ma, "job", link(e.Job))
-		qp.MapEntry(ma, "state", qp.String(string(e.State)))
-		qp.MapEntry(ma, "verdict", qp.String(e.Verdict))
-		qp.MapEntry(ma, "reason", qp.String(e.Reason))
-		qp.MapEntry(ma, "replicas", qp.Int(int64(e.Replicas)))
-		qp.MapEntry(ma, "quorum", qp.Int(int64(e.Quorum)))
-		qp.MapEntry(ma, "results", qp.List(int64(len(e.Results)), func(la datamodel.ListAssembler) {
-			for i, r := range e.Results {
-				qp.ListEntry(la, qp.Map(3, func(ma datamodel.MapAssembler) {
-					qp.MapEntry(ma, "worker", qp.Bytes([]byte(r.Worker)))
-					qp.MapEntry(ma, "result", link(r.CID))
-					qp.MapEntry(ma, "signed", qp.Bytes(signed[i]))
-				}))
-			}
-		}))
-		qp.MapEntry(ma, "disagreeing", qp.List(int64(len(e.Disagreeing)), func(la datamodel.ListAssembler) {
-			for _, p := range e.Disagreeing {
-				qp.ListEntry(la, qp.Bytes([]byte(p)))
-			}
-		}))
-	})
+	w := &wireVerdictEntry{
+		Version:     LedgerVersion,
+		Job:         cidLink{e.Job},
+		State:       string(e.State),
+		Verdict:     e.Verdict,
+		Reason:      e.Reason,
+		Replicas:    int64(e.Replicas),
+		Quorum:      int64(e.Quorum),
+		Results:     make([]wireVerdictResult, len(e.Results)),
+		Disagreeing: make([][]byte, len(e.Disagreeing)),
+	}
+	for i, r := range e.Results {
+		w.Results[i] = wireVerdictResult{Worker: []byte(r.Worker), Result: cidLink{r.CID}, Signed: signed[i]}
+	}
+	for i, p := range e.Disagreeing {
+		w.Disagreeing[i] = []byte(p)
+	}
+	return encode(LedgerKindVerdict+" entry", w)
+}
+
+// wireVerdictEntry is the DAG-CBOR map of a job.verdict body.
+type wireVerdictEntry struct {
+	Version     int64               `cbor:"version"`
+	Job         cidLink             `cbor:"job"`
+	State       string              `cbor:"state"`
+	Verdict     string              `cbor:"verdict"`
+	Reason      string              `cbor:"reason"`
+	Replicas    int64               `cbor:"replicas"`
+	Quorum      int64               `cbor:"quorum"`
+	Results     []wireVerdictResult `cbor:"results"`
+	Disagreeing [][]byte            `cbor:"disagreeing"`
+}
+
+// wireVerdictResult is one of wireVerdictEntry.Results.
+type wireVerdictResult struct {
+	Worker []byte  `cbor:"worker"`
+	Result cidLink `cbor:"result"`
+	Signed []byte  `cbor:"signed"`
 }
 
 // DecodeVerdictEntry decodes and checks a job.verdict body: size, canonical
 // form, fields and their ranges, and every included signed result's
 // signature, worker, job and CID.
 func DecodeVerdictEntry(data []byte) (*VerdictEntry, error) {
-	f, err := readBody(LedgerKindVerdict, data, "version", "job", "state", "verdict", "reason",
-		"replicas", "quorum", "results", "disagreeing")
-	if err != nil {
+	var w wireVerdictEntry
+	if err := readBody(LedgerKindVerdict, data, &w, &w.Version); err != nil {
 		return nil, err
 	}
-	e := &VerdictEntry{Job: f.link("job"), State: State(f.str("state")), Verdict: f.str("verdict"), Reason: f.str("reason")}
-	e.Replicas = int(boundedInt(f, "replicas", MaxReplicas))
-	e.Quorum = int(boundedInt(f, "quorum", MaxReplicas))
-	var signed [][]byte
-	f.list("results", MaxVerdictResults, func(i int, v datamodel.Node) {
-		rf := readFields(fmt.Sprintf("%s.results[%d]", LedgerKindVerdict, i), v, "worker", "result", "signed")
-		r := VerdictResult{Worker: peerField(rf, "worker"), CID: rf.link("result")}
-		s := rf.bytes("signed")
-		if rf.err != nil && f.err == nil {
-			f.err = rf.err
-		}
-		e.Results = append(e.Results, r)
-		signed = append(signed, s)
-	})
-	f.list("disagreeing", MaxVerdictResults, func(i int, v datamodel.Node) {
-		b, err := v.AsBytes()
+	e := &VerdictEntry{Job: w.Job.c, State: State(w.State), Verdict: w.Verdict, Reason: w.Reason}
+	var c checks
+	e.Replicas = c.bounded(LedgerKindVerdict+".replicas", w.Replicas, MaxReplicas)
+	e.Quorum = c.bounded(LedgerKindVerdict+".quorum", w.Quorum, MaxReplicas)
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(w.Results) > MaxVerdictResults {
+		return nil, fmt.Errorf("jobs: %s.results: has %d elements, more than %d", LedgerKindVerdict, len(w.Results), MaxVerdictResults)
+	}
+	signed := make([][]byte, len(w.Results))
+	for i, r := range w.Results {
+		worker, err := peerField(fmt.Sprintf("%s.results[%d].worker", LedgerKindVerdict, i), r.Worker)
 		if err != nil {
-			f.fail(fmt.Sprintf("disagreeing[%d]", i), "is a %s, want bytes", v.Kind())
-			return
+			return nil, err
 		}
-		p, err := peer.IDFromBytes(b)
+		e.Results = append(e.Results, VerdictResult{Worker: worker, CID: r.Result.c})
+		signed[i] = r.Signed
+	}
+	if len(w.Disagreeing) > MaxVerdictResults {
+		return nil, fmt.Errorf("jobs: %s.disagreeing: has %d elements, more than %d", LedgerKindVerdict, len(w.Disagreeing), MaxVerdictResults)
+	}
+	for i, b := range w.Disagreeing {
+		p, err := peerField(fmt.Sprintf("%s.disagreeing[%d]", LedgerKindVerdict, i), b)
 		if err != nil {
-			f.fail(fmt.Sprintf("disagreeing[%d]", i), "is not a peer ID: %v", err)
-			return
+			return nil, err
 		}
 		e.Disagreeing = append(e.Disagreeing, p)
-	})
-	if f.err != nil {
-		return nil, f.err
 	}
 	for i, s := range signed {
 		if len(s) == 0 {
@@ -459,9 +482,10 @@ func DescribeLedgerEntry(kind string, body []byte) (summary string, ok bool) {
 	return "", false
 }
 
-// encodeBody builds a body map and checks its size.
-func encodeBody(kind string, size int64, fn func(datamodel.MapAssembler)) ([]byte, error) {
-	b, err := buildMap(kind+" entry", size, fn)
+// encodeBody encodes a body, a pointer to a wire struct, and checks its
+// size.
+func encodeBody(kind string, w any) ([]byte, error) {
+	b, err := encode(kind+" entry", w)
 	if err != nil {
 		return nil, err
 	}
@@ -475,59 +499,25 @@ func checkBodySize(kind string, b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// readBody decodes a body strictly and checks its version.
-func readBody(kind string, data []byte, known ...string) (*fields, error) {
-	n, err := decodeCanonical(kind+" entry", data, MaxLedgerBodySize)
-	if err != nil {
-		return nil, err
+// readBody decodes a body strictly into w, a pointer to a wire struct,
+// and checks its version, read into *version.
+func readBody(kind string, data []byte, w any, version *int64) error {
+	if err := decodeCanonical(kind+" entry", kind, data, MaxLedgerBodySize, w); err != nil {
+		return err
 	}
-	f := readFields(kind, n, known...)
-	if v := f.int("version"); f.err == nil && v != LedgerVersion {
-		return nil, fmt.Errorf("jobs: %s.version %d is not supported (want %d); upgrade shoal", kind, v, LedgerVersion)
+	if *version != LedgerVersion {
+		return fmt.Errorf("jobs: %s.version %d is not supported (want %d); upgrade shoal", kind, *version, LedgerVersion)
 	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return f, nil
+	return nil
 }
 
-// peerField reads a peer ID stored as bytes.
-func peerField(f *fields, key string) peer.ID {
-	b := f.bytes(key)
-	if f.err != nil {
-		return ""
-	}
+// peerField reads a peer ID stored as bytes; path names it in errors.
+func peerField(path string, b []byte) (peer.ID, error) {
 	p, err := peer.IDFromBytes(b)
 	if err != nil {
-		f.fail(key, "is not a peer ID: %v", err)
-		return ""
+		return "", fmt.Errorf("jobs: %s: is not a peer ID: %v", path, err)
 	}
-	return p
-}
-
-// list reads a list of at most max elements, handing each to fn.
-func (f *fields) list(key string, max int, fn func(i int, v datamodel.Node)) {
-	v := f.get(key)
-	if v == nil {
-		return
-	}
-	if v.Kind() != datamodel.Kind_List {
-		f.fail(key, "is a %s, want a list", v.Kind())
-		return
-	}
-	if v.Length() > int64(max) {
-		f.fail(key, "has %d elements, more than %d", v.Length(), max)
-		return
-	}
-	it := v.ListIterator()
-	for !it.Done() && f.err == nil {
-		i, e, err := it.Next()
-		if err != nil {
-			f.fail(key, "%v", err)
-			return
-		}
-		fn(int(i), e)
-	}
+	return p, nil
 }
 
 func containsString(list []string, s string) bool {

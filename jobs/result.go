@@ -6,8 +6,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime/datamodel"
-	"github.com/ipld/go-ipld-prime/fluent/qp"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multicodec"
 
@@ -114,25 +112,41 @@ func (r *Result) Validate() error {
 	return nil
 }
 
+// wireResult is the DAG-CBOR map of a result.
+type wireResult struct {
+	Version     int64   `cbor:"version"`
+	Job         cidLink `cbor:"job"`
+	Computation cidLink `cbor:"computation"`
+	Worker      []byte  `cbor:"worker"`
+	ExitCode    int64   `cbor:"exit_code"`
+	Failure     string  `cbor:"failure"`
+	Reason      string  `cbor:"reason"`
+	Stdout      cidLink `cbor:"stdout"`
+	Stderr      cidLink `cbor:"stderr"`
+	Outputs     cidLink `cbor:"outputs"`
+	WallUS      int64   `cbor:"wall_us"`
+	PeakMemory  int64   `cbor:"peak_memory"`
+}
+
 // Encode returns the canonical DAG-CBOR encoding of r. It fails if r does
 // not validate.
 func (r *Result) Encode() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	return buildMap("result", 12, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "version", qp.Int(int64(r.Version)))
-		qp.MapEntry(ma, "job", link(r.Job))
-		qp.MapEntry(ma, "computation", link(r.Computation))
-		qp.MapEntry(ma, "worker", qp.Bytes([]byte(r.Worker)))
-		qp.MapEntry(ma, "exit_code", qp.Int(r.ExitCode))
-		qp.MapEntry(ma, "failure", qp.String(string(r.Failure)))
-		qp.MapEntry(ma, "reason", qp.String(r.Reason))
-		qp.MapEntry(ma, "stdout", link(r.Stdout))
-		qp.MapEntry(ma, "stderr", link(r.Stderr))
-		qp.MapEntry(ma, "outputs", link(r.Outputs))
-		qp.MapEntry(ma, "wall_us", qp.Int(r.WallTime.Microseconds()))
-		qp.MapEntry(ma, "peak_memory", qp.Int(int64(r.PeakMemory)))
+	return encode("result", &wireResult{
+		Version:     int64(r.Version),
+		Job:         cidLink{r.Job},
+		Computation: cidLink{r.Computation},
+		Worker:      []byte(r.Worker),
+		ExitCode:    r.ExitCode,
+		Failure:     string(r.Failure),
+		Reason:      r.Reason,
+		Stdout:      cidLink{r.Stdout},
+		Stderr:      cidLink{r.Stderr},
+		Outputs:     cidLink{r.Outputs},
+		WallUS:      r.WallTime.Microseconds(),
+		PeakMemory:  int64(r.PeakMemory),
 	})
 }
 
@@ -149,39 +163,38 @@ func (r *Result) CID() (cid.Cid, error) {
 // rejecting unknown versions, unknown or missing fields and bad values with
 // an error naming the field.
 func DecodeResult(data []byte) (*Result, error) {
-	n, err := decodeCanonical("result", data, MaxResultSize)
-	if err != nil {
+	var w wireResult
+	if err := decodeCanonical("result", "result", data, MaxResultSize, &w); err != nil {
 		return nil, err
 	}
-	f := readFields("result", n, "version", "job", "computation", "worker", "exit_code", "failure", "reason",
-		"stdout", "stderr", "outputs", "wall_us", "peak_memory")
-	r := &Result{Version: int(f.int("version"))}
-	if f.err == nil && r.Version != FormatVersion {
-		return nil, fmt.Errorf("jobs: result.version %d is not supported (want %d); upgrade shoal", r.Version, FormatVersion)
+	if w.Version != FormatVersion {
+		return nil, fmt.Errorf("jobs: result.version %d is not supported (want %d); upgrade shoal", w.Version, FormatVersion)
 	}
-	r.Job = f.link("job")
-	r.Computation = f.link("computation")
-	if w := f.bytes("worker"); f.err == nil {
-		id, err := peer.IDFromBytes(w)
-		if err != nil {
-			return nil, fmt.Errorf("jobs: result.worker is not a peer ID: %w", err)
-		}
-		r.Worker = id
+	worker, err := peer.IDFromBytes(w.Worker)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: result.worker is not a peer ID: %w", err)
 	}
-	r.ExitCode = f.int("exit_code")
-	r.Failure = Failure(f.str("failure"))
-	r.Reason = f.str("reason")
-	r.Stdout = f.link("stdout")
-	r.Stderr = f.link("stderr")
-	r.Outputs = f.link("outputs")
-	us := f.int("wall_us")
-	if f.err == nil && (us < 0 || us > int64(MaxWallTime/time.Microsecond)*2) {
-		f.fail("wall_us", "%d is out of range", us)
+	var c checks
+	if w.WallUS < 0 || w.WallUS > int64(MaxWallTime/time.Microsecond)*2 {
+		c.fail("result.wall_us", "%d is out of range", w.WallUS)
 	}
-	r.WallTime = time.Duration(us) * time.Microsecond
-	r.PeakMemory = nonNegative(f, "peak_memory")
-	if f.err != nil {
-		return nil, f.err
+	peak := c.nonNegative("result.peak_memory", w.PeakMemory)
+	if c.err != nil {
+		return nil, c.err
+	}
+	r := &Result{
+		Version:     FormatVersion,
+		Job:         w.Job.c,
+		Computation: w.Computation.c,
+		Worker:      worker,
+		ExitCode:    w.ExitCode,
+		Failure:     Failure(w.Failure),
+		Reason:      w.Reason,
+		Stdout:      w.Stdout.c,
+		Stderr:      w.Stderr.c,
+		Outputs:     w.Outputs.c,
+		WallTime:    time.Duration(w.WallUS) * time.Microsecond,
+		PeakMemory:  peak,
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -220,12 +233,15 @@ func SignResult(key crypto.PrivKey, r *Result) (*SignedResult, error) {
 	return &SignedResult{Result: r, Bytes: b, Sig: sig, CID: crypto.CIDOf(multicodec.DagCbor, b)}, nil
 }
 
+// wireSignedResult is the DAG-CBOR map of a signed result.
+type wireSignedResult struct {
+	Result []byte `cbor:"result"`
+	Sig    []byte `cbor:"sig"`
+}
+
 // Encode returns the canonical encoding of s.
 func (s *SignedResult) Encode() ([]byte, error) {
-	return buildMap("signed result", 2, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "result", qp.Bytes(s.Bytes))
-		qp.MapEntry(ma, "sig", qp.Bytes(s.Sig))
-	})
+	return encode("signed result", &wireSignedResult{Result: s.Bytes, Sig: s.Sig})
 }
 
 // DecodeSignedResult decodes and checks a signed result: size, canonical
@@ -244,29 +260,25 @@ func DecodeSignedResultUnverified(data []byte) (*SignedResult, error) {
 }
 
 func decodeSignedResult(data []byte, verify bool) (*SignedResult, error) {
-	n, err := decodeCanonical("signed result", data, MaxSignedResultSize)
+	var w wireSignedResult
+	if err := decodeCanonical("signed result", "signed result", data, MaxSignedResultSize, &w); err != nil {
+		return nil, err
+	}
+	r, err := DecodeResult(w.Result)
 	if err != nil {
 		return nil, err
 	}
-	f := readFields("signed result", n, "result", "sig")
-	b, sig := f.bytes("result"), f.bytes("sig")
-	if f.err != nil {
-		return nil, f.err
-	}
-	r, err := DecodeResult(b)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := crypto.PubKeyFromID(r.Worker)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: signed result: %w", err)
-	}
+	// The key was extracted once already, by Validate.
 	if verify {
-		if err := crypto.Verify(pub, crypto.DomainJobResult, b, sig); err != nil {
+		pub, err := crypto.PubKeyFromID(r.Worker)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: signed result: %w", err)
+		}
+		if err := crypto.Verify(pub, crypto.DomainJobResult, w.Result, w.Sig); err != nil {
 			return nil, fmt.Errorf("jobs: signed result from %s: %w", r.Worker, err)
 		}
 	}
-	return &SignedResult{Result: r, Bytes: b, Sig: sig, CID: crypto.CIDOf(multicodec.DagCbor, b)}, nil
+	return &SignedResult{Result: r, Bytes: w.Result, Sig: w.Sig, CID: crypto.CIDOf(multicodec.DagCbor, w.Result)}, nil
 }
 
 // An Outcome is the part of a result that replicas must agree on. It is

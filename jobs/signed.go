@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime/datamodel"
-	"github.com/ipld/go-ipld-prime/fluent/qp"
 	"github.com/multiformats/go-multicodec"
 
 	"github.com/shoalnet/shoal/crypto"
@@ -37,7 +35,7 @@ func SignSpec(key crypto.PrivKey, env *Envelope) (*SignedSpec, error) {
 	if id != env.Submitter {
 		return nil, fmt.Errorf("jobs: sign spec: key is %s but envelope.submitter is %s", id, env.Submitter)
 	}
-	b, err := env.Encode()
+	b, comp, err := env.encode()
 	if err != nil {
 		return nil, err
 	}
@@ -45,23 +43,25 @@ func SignSpec(key crypto.PrivKey, env *Envelope) (*SignedSpec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: sign spec: %w", err)
 	}
-	return newSignedSpec(env, b, sig)
+	return newSignedSpec(env, b, comp, sig), nil
 }
 
-func newSignedSpec(env *Envelope, b, sig []byte) (*SignedSpec, error) {
-	comp, err := env.Computation.CID()
-	if err != nil {
-		return nil, err
-	}
-	return &SignedSpec{Envelope: env, Bytes: b, Sig: sig, ID: crypto.CIDOf(multicodec.DagCbor, b), CompCID: comp}, nil
+// newSignedSpec returns the signed spec of env, whose encoding is b and
+// within it comp, its computation's.
+func newSignedSpec(env *Envelope, b, comp, sig []byte) *SignedSpec {
+	return &SignedSpec{Envelope: env, Bytes: b, Sig: sig,
+		ID: crypto.CIDOf(multicodec.DagCbor, b), CompCID: crypto.CIDOf(multicodec.DagCbor, comp)}
+}
+
+// wireSignedSpec is the DAG-CBOR map of a signed spec.
+type wireSignedSpec struct {
+	Envelope []byte `cbor:"envelope"`
+	Sig      []byte `cbor:"sig"`
 }
 
 // Encode returns the canonical encoding of s.
 func (s *SignedSpec) Encode() ([]byte, error) {
-	return buildMap("signed spec", 2, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "envelope", qp.Bytes(s.Bytes))
-		qp.MapEntry(ma, "sig", qp.Bytes(s.Sig))
-	})
+	return encode("signed spec", &wireSignedSpec{Envelope: s.Bytes, Sig: s.Sig})
 }
 
 // DecodeSignedSpec decodes and checks a signed spec: size, canonical form,
@@ -80,27 +80,23 @@ func DecodeSignedSpecUnverified(data []byte) (*SignedSpec, error) {
 }
 
 func decodeSignedSpec(data []byte, verify bool) (*SignedSpec, error) {
-	n, err := decodeCanonical("signed spec", data, MaxSignedSpecSize)
+	var w wireSignedSpec
+	if err := decodeCanonical("signed spec", "signed spec", data, MaxSignedSpecSize, &w); err != nil {
+		return nil, err
+	}
+	env, comp, err := decodeEnvelope(w.Envelope)
 	if err != nil {
 		return nil, err
 	}
-	f := readFields("signed spec", n, "envelope", "sig")
-	b, sig := f.bytes("envelope"), f.bytes("sig")
-	if f.err != nil {
-		return nil, f.err
-	}
-	env, err := DecodeEnvelope(b)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := crypto.PubKeyFromID(env.Submitter)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: signed spec: %w", err)
-	}
+	// The key was extracted once already, by Validate.
 	if verify {
-		if err := crypto.Verify(pub, crypto.DomainJobSpec, b, sig); err != nil {
+		pub, err := crypto.PubKeyFromID(env.Submitter)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: signed spec: %w", err)
+		}
+		if err := crypto.Verify(pub, crypto.DomainJobSpec, w.Envelope, w.Sig); err != nil {
 			return nil, fmt.Errorf("jobs: signed spec from %s: %w", env.Submitter, err)
 		}
 	}
-	return newSignedSpec(env, b, sig)
+	return newSignedSpec(env, w.Envelope, comp, w.Sig), nil
 }

@@ -9,9 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime/datamodel"
-	"github.com/ipld/go-ipld-prime/fluent/qp"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multicodec"
 
@@ -176,6 +175,11 @@ func (e *Envelope) Validate() error {
 	if err := e.Computation.Validate(); err != nil {
 		return err
 	}
+	return e.validateRest()
+}
+
+// validateRest checks e but for its version and computation.
+func (e *Envelope) validateRest() error {
 	if err := e.Limits.Validate(); err != nil {
 		return err
 	}
@@ -208,20 +212,51 @@ func (e *Envelope) Validate() error {
 	return nil
 }
 
-// fillComputation writes c's entries into a DAG-CBOR map.
-func fillComputation(c *Computation) func(datamodel.MapAssembler) {
-	names := sortedKeys(c.Inputs)
-	return func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "runtime", qp.String(c.Runtime))
-		qp.MapEntry(ma, "module", link(c.Module))
-		qp.MapEntry(ma, "inputs", qp.Map(int64(len(names)), func(ma datamodel.MapAssembler) {
-			for _, n := range names {
-				qp.MapEntry(ma, n, link(c.Inputs[n]))
-			}
-		}))
-		qp.MapEntry(ma, "args", assembleStrings(c.Args))
-		qp.MapEntry(ma, "env", assembleStringMap(c.Env))
+// wireComputation is the DAG-CBOR map of a computation.
+type wireComputation struct {
+	Runtime string             `cbor:"runtime"`
+	Module  cidLink            `cbor:"module"`
+	Inputs  map[string]cidLink `cbor:"inputs"`
+	Args    []string           `cbor:"args"`
+	Env     map[string]string  `cbor:"env"`
+}
+
+// wireLimits is the DAG-CBOR map of an envelope's limits.
+type wireLimits struct {
+	WallMS  int64 `cbor:"wall_ms"`
+	Memory  int64 `cbor:"memory"`
+	Stdout  int64 `cbor:"stdout"`
+	Stderr  int64 `cbor:"stderr"`
+	Outputs int64 `cbor:"outputs"`
+}
+
+// wireEnvelope is the DAG-CBOR map of an envelope. The computation is kept
+// as its exact bytes, whose CID is the computation CID.
+type wireEnvelope struct {
+	Version     int64             `cbor:"version"`
+	Computation cbor.RawMessage   `cbor:"computation"` // a wireComputation
+	Limits      wireLimits        `cbor:"limits"`
+	Replicas    int64             `cbor:"replicas"`
+	Quorum      int64             `cbor:"quorum"`
+	Submitter   []byte            `cbor:"submitter"`
+	Nonce       []byte            `cbor:"nonce"`
+	CreatedMS   int64             `cbor:"created_ms"`
+	Constraints map[string]string `cbor:"constraints"`
+}
+
+// encode returns the canonical encoding of c without validating it.
+func (c *Computation) encode() ([]byte, error) {
+	inputs := make(map[string]cidLink, len(c.Inputs))
+	for name, in := range c.Inputs {
+		inputs[name] = cidLink{in}
 	}
+	return encode("computation", &wireComputation{
+		Runtime: c.Runtime,
+		Module:  cidLink{c.Module},
+		Inputs:  inputs,
+		Args:    c.Args,
+		Env:     c.Env,
+	})
 }
 
 // Encode returns the canonical DAG-CBOR encoding of c. It fails if c does
@@ -230,7 +265,7 @@ func (c *Computation) Encode() ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return buildMap("computation", 5, fillComputation(c))
+	return c.encode()
 }
 
 // CID returns the computation's CID: the DAG-CBOR CID of its encoding.
@@ -245,27 +280,41 @@ func (c *Computation) CID() (cid.Cid, error) {
 // Encode returns the canonical DAG-CBOR encoding of e. It fails if e does
 // not validate.
 func (e *Envelope) Encode() ([]byte, error) {
+	b, _, err := e.encode()
+	return b, err
+}
+
+// encode validates e and returns its encoding and, within it, its
+// computation's.
+func (e *Envelope) encode() (env, comp []byte, err error) {
 	if err := e.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if comp, err = e.Computation.encode(); err != nil {
+		return nil, nil, err
 	}
 	l := e.Limits
-	return buildMap("envelope", 9, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "version", qp.Int(int64(e.Version)))
-		qp.MapEntry(ma, "computation", qp.Map(5, fillComputation(&e.Computation)))
-		qp.MapEntry(ma, "limits", qp.Map(5, func(ma datamodel.MapAssembler) {
-			qp.MapEntry(ma, "wall_ms", qp.Int(l.WallTime.Milliseconds()))
-			qp.MapEntry(ma, "memory", qp.Int(int64(l.Memory)))
-			qp.MapEntry(ma, "stdout", qp.Int(int64(l.Stdout)))
-			qp.MapEntry(ma, "stderr", qp.Int(int64(l.Stderr)))
-			qp.MapEntry(ma, "outputs", qp.Int(int64(l.Outputs)))
-		}))
-		qp.MapEntry(ma, "replicas", qp.Int(int64(e.Replicas)))
-		qp.MapEntry(ma, "quorum", qp.Int(int64(e.Quorum)))
-		qp.MapEntry(ma, "submitter", qp.Bytes([]byte(e.Submitter)))
-		qp.MapEntry(ma, "nonce", qp.Bytes(e.Nonce))
-		qp.MapEntry(ma, "created_ms", qp.Int(e.Created.UnixMilli()))
-		qp.MapEntry(ma, "constraints", assembleStringMap(e.Constraints))
+	env, err = encode("envelope", &wireEnvelope{
+		Version:     int64(e.Version),
+		Computation: comp,
+		Limits: wireLimits{
+			WallMS:  l.WallTime.Milliseconds(),
+			Memory:  int64(l.Memory),
+			Stdout:  int64(l.Stdout),
+			Stderr:  int64(l.Stderr),
+			Outputs: int64(l.Outputs),
+		},
+		Replicas:    int64(e.Replicas),
+		Quorum:      int64(e.Quorum),
+		Submitter:   []byte(e.Submitter),
+		Nonce:       e.Nonce,
+		CreatedMS:   e.Created.UnixMilli(),
+		Constraints: e.Constraints,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, comp, nil
 }
 
 // ID returns the job ID: the DAG-CBOR CID of e's encoding.
@@ -277,21 +326,22 @@ func (e *Envelope) ID() (cid.Cid, error) {
 	return crypto.CIDOf(multicodec.DagCbor, b), nil
 }
 
-// readComputation reads a computation map; what names it in errors.
-func readComputation(what string, n datamodel.Node) (Computation, error) {
-	f := readFields(what, n, "runtime", "module", "inputs", "args", "env")
-	c := Computation{
-		Runtime: f.str("runtime"),
-		Module:  f.link("module"),
-		Inputs:  map[string]cid.Cid{},
+// decodeComputation decodes and validates computation bytes; path names
+// them in errors.
+func decodeComputation(path string, data []byte) (Computation, error) {
+	var w wireComputation
+	if err := decodeCanonical(path, path, data, MaxEnvelopeSize, &w); err != nil {
+		return Computation{}, err
 	}
-	f.entries("inputs", func(k string, v datamodel.Node) {
-		c.Inputs[k] = f.linkOf("inputs["+k+"]", v)
-	})
-	c.Args = f.strings("args")
-	c.Env = f.stringMap("env")
-	if f.err != nil {
-		return Computation{}, f.err
+	c := Computation{
+		Runtime: w.Runtime,
+		Module:  w.Module.c,
+		Inputs:  make(map[string]cid.Cid, len(w.Inputs)),
+		Args:    w.Args,
+		Env:     w.Env,
+	}
+	for name, in := range w.Inputs {
+		c.Inputs[name] = in.c
 	}
 	if err := c.Validate(); err != nil {
 		return Computation{}, err
@@ -302,11 +352,7 @@ func readComputation(what string, n datamodel.Node) (Computation, error) {
 // DecodeComputation decodes canonical computation bytes. It rejects
 // oversize, non-canonical or invalid input with an error naming the field.
 func DecodeComputation(data []byte) (*Computation, error) {
-	n, err := decodeCanonical("computation", data, MaxEnvelopeSize)
-	if err != nil {
-		return nil, err
-	}
-	c, err := readComputation("computation", n)
+	c, err := decodeComputation("computation", data)
 	if err != nil {
 		return nil, err
 	}
@@ -318,80 +364,85 @@ func DecodeComputation(data []byte) (*Computation, error) {
 // versions, unknown or missing fields and out-of-range limits with an
 // error naming the field.
 func DecodeEnvelope(data []byte) (*Envelope, error) {
-	n, err := decodeCanonical("envelope", data, MaxEnvelopeSize)
-	if err != nil {
-		return nil, err
-	}
-	f := readFields("envelope", n, "version", "computation", "limits", "replicas", "quorum", "submitter", "nonce", "created_ms", "constraints")
-	e := &Envelope{Version: int(f.int("version"))}
-	if f.err == nil && e.Version != FormatVersion {
-		return nil, fmt.Errorf("jobs: envelope.version %d is not supported (want %d); upgrade shoal", e.Version, FormatVersion)
-	}
-	if cn := f.get("computation"); cn != nil {
-		c, err := readComputation("envelope.computation", cn)
-		if err != nil {
-			return nil, err
-		}
-		e.Computation = c
-	}
-	if ln := f.get("limits"); ln != nil {
-		lf := readFields("envelope.limits", ln, "wall_ms", "memory", "stdout", "stderr", "outputs")
-		wall := lf.int("wall_ms")
-		if wall < 0 || wall > MaxWallTime.Milliseconds() {
-			lf.fail("wall_ms", "%d is outside [%d, %d]", wall, MinWallTime.Milliseconds(), MaxWallTime.Milliseconds())
-		}
-		e.Limits = Limits{
-			WallTime: time.Duration(wall) * time.Millisecond,
-			Memory:   nonNegative(lf, "memory"),
-			Stdout:   nonNegative(lf, "stdout"),
-			Stderr:   nonNegative(lf, "stderr"),
-			Outputs:  nonNegative(lf, "outputs"),
-		}
-		if lf.err != nil {
-			return nil, lf.err
-		}
-	}
-	e.Replicas = int(boundedInt(f, "replicas", MaxReplicas))
-	e.Quorum = int(boundedInt(f, "quorum", MaxReplicas))
-	if sub := f.bytes("submitter"); f.err == nil {
-		id, err := peer.IDFromBytes(sub)
-		if err != nil {
-			return nil, fmt.Errorf("jobs: envelope.submitter is not a peer ID: %w", err)
-		}
-		e.Submitter = id
-	}
-	e.Nonce = f.bytes("nonce")
-	ms := f.int("created_ms")
-	if f.err == nil && ms <= 0 {
-		return nil, fmt.Errorf("jobs: envelope.created_ms: %d must be positive", ms)
-	}
-	e.Created = time.UnixMilli(ms)
-	e.Constraints = f.stringMap("constraints")
-	if f.err != nil {
-		return nil, f.err
-	}
-	if err := e.Validate(); err != nil {
-		return nil, err
-	}
-	return e, nil
+	e, _, err := decodeEnvelope(data)
+	return e, err
 }
 
-func nonNegative(f *fields, key string) uint64 {
-	v := f.int(key)
+// decodeEnvelope is DecodeEnvelope; it also returns the bytes of the
+// computation within data.
+func decodeEnvelope(data []byte) (*Envelope, []byte, error) {
+	var w wireEnvelope
+	if err := decodeCanonical("envelope", "envelope", data, MaxEnvelopeSize, &w); err != nil {
+		return nil, nil, err
+	}
+	if w.Version != FormatVersion {
+		return nil, nil, fmt.Errorf("jobs: envelope.version %d is not supported (want %d); upgrade shoal", w.Version, FormatVersion)
+	}
+	comp, err := decodeComputation("envelope.computation", w.Computation)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &Envelope{Version: FormatVersion, Computation: comp}
+	var c checks
+	wl := w.Limits
+	if wl.WallMS < 0 || wl.WallMS > MaxWallTime.Milliseconds() {
+		c.fail("envelope.limits.wall_ms", "%d is outside [%d, %d]", wl.WallMS, MinWallTime.Milliseconds(), MaxWallTime.Milliseconds())
+	}
+	e.Limits = Limits{
+		WallTime: time.Duration(wl.WallMS) * time.Millisecond,
+		Memory:   c.nonNegative("envelope.limits.memory", wl.Memory),
+		Stdout:   c.nonNegative("envelope.limits.stdout", wl.Stdout),
+		Stderr:   c.nonNegative("envelope.limits.stderr", wl.Stderr),
+		Outputs:  c.nonNegative("envelope.limits.outputs", wl.Outputs),
+	}
+	e.Replicas = c.bounded("envelope.replicas", w.Replicas, MaxReplicas)
+	e.Quorum = c.bounded("envelope.quorum", w.Quorum, MaxReplicas)
+	if c.err != nil {
+		return nil, nil, c.err
+	}
+	id, err := peer.IDFromBytes(w.Submitter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jobs: envelope.submitter is not a peer ID: %w", err)
+	}
+	e.Submitter = id
+	e.Nonce = w.Nonce
+	if w.CreatedMS <= 0 {
+		return nil, nil, fmt.Errorf("jobs: envelope.created_ms: %d must be positive", w.CreatedMS)
+	}
+	e.Created = time.UnixMilli(w.CreatedMS)
+	e.Constraints = w.Constraints
+	if err := e.validateRest(); err != nil {
+		return nil, nil, err
+	}
+	return e, w.Computation, nil
+}
+
+// checks records the first value found out of range, with an error
+// naming its field.
+type checks struct{ err error }
+
+func (c *checks) fail(path, format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("jobs: %s: %s", path, fmt.Sprintf(format, args...))
+	}
+}
+
+// nonNegative returns v, which must not be negative.
+func (c *checks) nonNegative(path string, v int64) uint64 {
 	if v < 0 {
-		f.fail(key, "%d is negative", v)
+		c.fail(path, "%d is negative", v)
 		return 0
 	}
 	return uint64(v)
 }
 
-func boundedInt(f *fields, key string, max int64) int64 {
-	v := f.int(key)
+// bounded returns v, which must be in [0, max].
+func (c *checks) bounded(path string, v, max int64) int {
 	if v < 0 || v > max {
-		f.fail(key, "%d is outside [0, %d]", v, max)
+		c.fail(path, "%d is outside [0, %d]", v, max)
 		return 0
 	}
-	return v
+	return int(v)
 }
 
 // NewEnvelope returns a version-1 envelope for comp submitted by submitter
