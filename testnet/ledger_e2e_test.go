@@ -163,14 +163,31 @@ func TestE2EJobsInLedgers(t *testing.T) {
 	// Results announcements (a few KiB each) reached every node, and no
 	// node answered one with IDONTWANTs to its mesh (node.gossipSubParams:
 	// only messages from 16 KiB on are worth one).
+	// A node publishes its verdicts after up to dist.AnnounceWindow, and a
+	// message may travel by gossip before the mesh has formed: wait for
+	// them.
 	topic := proto.ResultsTopic("t")
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	err = tn.WaitFor(wctx, 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		for _, nd := range tn.Nodes() {
+			fams, err := nd.Client().Metrics(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			if n := client.CounterWith(fams, "shoal_pubsub_received_messages_total", "topic", topic); n < 1 {
+				return false, fmt.Sprintf("%s received %v messages on %s, want results announcements", nd.Name, n, topic), nil
+			}
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, nd := range tn.Nodes() {
 		fams, err := nd.Client().Metrics(ctx)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if n := client.CounterWith(fams, "shoal_pubsub_received_messages_total", "topic", topic); n < 1 {
-			t.Errorf("%s received %v messages on %s, want results announcements", nd.Name, n, topic)
 		}
 		if n := client.CounterWith(fams, "shoal_pubsub_sent_control_total", "kind", "idontwant"); n != 0 {
 			t.Errorf("%s sent %v IDONTWANTs, want none for messages of a few KiB", nd.Name, n)
