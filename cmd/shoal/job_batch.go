@@ -97,15 +97,11 @@ stdout CID; exits 1 if any job did not end done with exit code 0.`,
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "JOB\tSTATE\tEXIT\tSTDOUT")
 				for _, j := range all {
-					exit := "-"
-					if j.ExitCode != nil {
-						exit = fmt.Sprint(*j.ExitCode)
-					}
 					stdout := j.Stdout
 					if stdout == "" {
 						stdout = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, j.State, exit, stdout)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, j.State, exitCodeText(j.ExitCode), stdout)
 				}
 				if err := tw.Flush(); err != nil {
 					return err

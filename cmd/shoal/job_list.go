@@ -40,11 +40,7 @@ func newJobListCmd(rf *rootFlags) *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tSTATE\tEXIT\tCREATED")
 			for _, j := range list {
-				exit := "-"
-				if j.ExitCode != nil {
-					exit = fmt.Sprint(*j.ExitCode)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, j.State, exit, j.Created)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, j.State, exitCodeText(j.ExitCode), j.Created)
 			}
 			return tw.Flush()
 		},
@@ -52,4 +48,12 @@ func newJobListCmd(rf *rootFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 0, "list only the newest `N` jobs (0: all)")
 	return cmd
+}
+
+// exitCodeText is a job's exit code for a table, "-" while it has none.
+func exitCodeText(code *int64) string {
+	if code == nil {
+		return "-"
+	}
+	return fmt.Sprint(*code)
 }
