@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/shoalnet/shoal/crypto"
 )
 
@@ -54,5 +52,3 @@ func appendN(t testing.TB, l *Log, n int) {
 		}
 	}
 }
-
-func peerIDOf(k crypto.PrivKey) (peer.ID, error) { return crypto.PeerID(k) }

@@ -68,7 +68,6 @@ func wasm(t testing.TB, name string) []byte {
 // testNode is one node's job runner: its key, its blocks and its pool.
 type testNode struct {
 	key    crypto.PrivKey
-	id     string
 	blocks *jobstest.MemBlocks
 	runner *Runner
 }
