@@ -515,7 +515,7 @@ func readBody(kind string, data []byte, w any, version *int64) error {
 func peerField(path string, b []byte) (peer.ID, error) {
 	p, err := peer.IDFromBytes(b)
 	if err != nil {
-		return "", fmt.Errorf("jobs: %s: is not a peer ID: %v", path, err)
+		return "", fmt.Errorf("jobs: %s: is not a peer ID: %w", path, err)
 	}
 	return p, nil
 }
