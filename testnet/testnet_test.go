@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The shoal binary, built once for the tests that need it (not in fuzz
@@ -108,6 +110,13 @@ func TestFiveNodes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		}
+	}
+
+	// Each daemon leads a session of its own (sysProcAttr).
+	for _, nd := range tn.Nodes() {
+		if sid, err := unix.Getsid(nd.PID()); err != nil || sid != nd.PID() {
+			t.Errorf("%s (pid %d) is in session %d (%v), want one of its own", nd.Name, nd.PID(), sid, err)
 		}
 	}
 
