@@ -10,7 +10,8 @@ package jobs
 import (
 	"bytes"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -268,7 +269,7 @@ func (f *ipldFields) stringMap(key string) map[string]string {
 // ipldAssembleStringMap writes m with keys in sorted order (the encoder sorts
 // again canonically; sorting here only makes building deterministic).
 func ipldAssembleStringMap(m map[string]string) qp.Assemble {
-	keys := ipldSortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	return qp.Map(int64(len(keys)), func(ma datamodel.MapAssembler) {
 		for _, k := range keys {
 			qp.MapEntry(ma, k, qp.String(m[k]))
@@ -286,18 +287,9 @@ func ipldAssembleStrings(s []string) qp.Assemble {
 
 func ipldLink(c cid.Cid) qp.Assemble { return qp.Link(cidlink.Link{Cid: c}) }
 
-func ipldSortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // ipldFillComputation writes c's entries into a DAG-CBOR map.
 func ipldFillComputation(c *Computation) func(datamodel.MapAssembler) {
-	names := ipldSortedKeys(c.Inputs)
+	names := slices.Sorted(maps.Keys(c.Inputs))
 	return func(ma datamodel.MapAssembler) {
 		qp.MapEntry(ma, "runtime", qp.String(c.Runtime))
 		qp.MapEntry(ma, "module", ipldLink(c.Module))

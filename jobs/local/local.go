@@ -14,9 +14,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -179,7 +180,7 @@ func (r *Runner) Execute(ctx context.Context, spec *jobs.SignedSpec, progress fu
 		Stderr:     env.Limits.Stderr,
 		Outputs:    env.Limits.Outputs,
 	}
-	for _, k := range sortedKeys(comp.Env) {
+	for _, k := range slices.Sorted(maps.Keys(comp.Env)) {
 		task.Env = append(task.Env, k+"="+comp.Env[k])
 	}
 
@@ -330,7 +331,7 @@ func (r *Runner) fetch(ctx context.Context, spec *jobs.SignedSpec, scratch strin
 	if err := os.Mkdir(task.InputsDir, 0o700); err != nil {
 		return inputFailure("create inputs dir: %v", err)
 	}
-	for _, name := range sortedKeys(comp.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(comp.Inputs)) {
 		c := comp.Inputs[name]
 		if err := r.cfg.Blocks.Fetch(ctx, c); err != nil {
 			return inputFailure("input %s (%s) cannot be fetched: %v", name, c, err)
@@ -491,13 +492,4 @@ func truncate(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
